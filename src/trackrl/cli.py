@@ -1,0 +1,114 @@
+"""`trackrl` command line: train | replay | compare | audit | track | config.
+
+Each sub-command is parsed here and handled by its package; handlers are imported lazily so that
+`trackrl config validate` does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+
+def _add_config_commands(subparsers: argparse._SubParsersAction) -> None:
+    config = subparsers.add_parser("config", help="validate or show a YAML config")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    validate = config_sub.add_parser("validate", help="check a config file; print every problem")
+    validate.add_argument("file")
+    validate.set_defaults(handler=_lazy("trackrl.config.commands", "cmd_validate"))
+    show = config_sub.add_parser("show", help="print the resolved config (defaults filled in)")
+    show.add_argument("file")
+    show.add_argument("--at-frames", type=float, default=None, help="also print every schedule's value here")
+    show.set_defaults(handler=_lazy("trackrl.config.commands", "cmd_show"))
+
+
+def _add_track_commands(subparsers: argparse._SubParsersAction) -> None:
+    track = subparsers.add_parser("track", help="inspect built-in tracks or Linesight .npy centre lines")
+    track_sub = track.add_subparsers(dest="track_command", required=True)
+    listing = track_sub.add_parser("list", help="list the built-in tracks")
+    listing.set_defaults(handler=_lazy("trackrl.sim.commands", "cmd_track_list"))
+    info = track_sub.add_parser("info", help="length, width, turns and reference lap time")
+    info.add_argument("track", help="built-in name (e.g. a01) or path to a .npy centre line")
+    info.add_argument("--road-width", type=float, default=None, help="road width in metres (.npy files)")
+    info.set_defaults(handler=_lazy("trackrl.sim.commands", "cmd_track_info"))
+    plot = track_sub.add_parser("plot", help="draw the track with the reference line coloured by speed")
+    plot.add_argument("track")
+    plot.add_argument("--road-width", type=float, default=None)
+    plot.add_argument("-o", "--output", default="track.png")
+    plot.set_defaults(handler=_lazy("trackrl.sim.commands", "cmd_track_plot"))
+
+
+def _add_train_commands(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser("train", help="train an agent on the built-in simulator")
+    train.add_argument("--config", default="configs/a01.yaml")
+    train.add_argument("--run-name", default=None, help="defaults to the config's run_name")
+    train.add_argument("--resume", action="store_true", help="continue save/<run> exactly")
+    train.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after M minutes")
+    train.add_argument("--max-frames", type=float, default=None, help="stop (with a checkpoint) after N frames")
+    train.add_argument("--save-dir", default="save")
+    train.add_argument("--logdir", default="tensorboard")
+    train.add_argument("--no-live", action="store_true", help="plain log lines instead of the live view")
+    train.set_defaults(handler=_lazy("trackrl.train.commands", "cmd_train"))
+    replay = subparsers.add_parser("replay", help="re-simulate a saved best run and check its race time")
+    replay.add_argument("best_run_dir")
+    replay.set_defaults(handler=_lazy("trackrl.train.commands", "cmd_replay"))
+
+
+def _add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
+    compare = subparsers.add_parser("compare", help="compare runs from their TensorBoard logs, exactly")
+    compare.add_argument("runs", nargs="+", help="run names (folders under --logdir)")
+    compare.add_argument("--logdir", default="tensorboard")
+    compare.add_argument("--save-dir", default="save")
+    compare.add_argument("--time-axis", choices=["auto", "wall_minutes", "cumul_training_hours"], default="auto")
+    compare.add_argument("--interval", type=float, default=None, help="checkpoint spacing (minutes or hours)")
+    compare.add_argument("--steps", default=None, help="step checkpoints, e.g. 500k,2.5M,10M")
+    compare.add_argument("--step-interval", default=None, help="step checkpoints every N frames, e.g. 1M")
+    compare.add_argument("--map", default=None, help="only this map's race tags")
+    compare.add_argument("--report", default=None, help="write a Markdown report here")
+    compare.add_argument("--json", default=None, help="write every table as JSON here")
+    compare.add_argument("--plots", default=None, help="write one PNG per metric into this folder")
+    compare.set_defaults(handler=_lazy("trackrl.analysis.commands", "cmd_compare"))
+    audit = subparsers.add_parser("audit", help="wall span vs cumulative training hours per run")
+    audit.add_argument("runs", nargs="*", help="run names (default: every run under --logdir)")
+    audit.add_argument("--logdir", default="tensorboard")
+    audit.add_argument("--save-dir", default="save")
+    audit.set_defaults(handler=_lazy("trackrl.analysis.commands", "cmd_audit"))
+
+
+def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        return importlib.import_module(module).__getattribute__(function)(args)
+
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trackrl", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_train_commands(subparsers)
+    _add_analysis_commands(subparsers)
+    _add_track_commands(subparsers)
+    _add_config_commands(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # user-facing errors: one clear line, no traceback
+        from trackrl.errors import UserError
+
+        if isinstance(error, UserError):
+            print(f"trackrl {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

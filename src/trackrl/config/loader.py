@@ -1,0 +1,81 @@
+"""YAML → validated ``TrackRLConfig``, with one clear message per problem naming the key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from trackrl.config.schema import TrackRLConfig
+from trackrl.errors import UserError
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration file or value is invalid; the message names the file, the key path and the problem."""
+
+
+def _format_location(location: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in location:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def _format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration ({error.error_count()} problem(s))"]
+    for item in error.errors():
+        # Drop pydantic's internal tags such as "function-after[...]" from the key path.
+        location = tuple(p for p in item["loc"] if not (isinstance(p, str) and "[" in p))
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling or the section it belongs to)"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        got = item.get("input")
+        got_text = "" if item["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {_format_location(location)}: {message}{got_text}")
+    return "\n".join(lines)
+
+
+def config_from_dict(data: dict[str, Any] | None, source: str = "<config>") -> TrackRLConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
+    try:
+        return TrackRLConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error, source)) from None
+
+
+def load_config(path: str | Path) -> TrackRLConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    return config_from_dict(data, str(path))
+
+
+def config_to_dict(config: TrackRLConfig) -> dict[str, Any]:
+    """Plain data (lists, not tuples) so that the YAML round-trips through ``load_config``."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(config.model_dump(mode="python"))
+
+
+def config_to_yaml(config: TrackRLConfig) -> str:
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=None)

@@ -1,0 +1,191 @@
+"""The configuration schema: one pydantic model per section, sections as in Linesight/rulka.
+
+Every model forbids unknown keys so that a typo fails loudly instead of silently using a default.
+Frames = environment steps (actions), the global step of every schedule and TensorBoard tag.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+
+def _check_schedule_x(points: list) -> list:
+    if len(points) == 0:
+        raise ValueError("schedule is empty; give at least [[0, value]]")
+    if points[0][0] != 0:
+        raise ValueError(f"schedule must start at frame 0, it starts at {points[0][0]}")
+    for (x0, _), (x1, _) in itertools.pairwise(points):
+        if x1 <= x0:
+            raise ValueError(f"schedule frames must be strictly increasing, got {x0} then {x1}")
+    return points
+
+
+# [[frames, value], ...]; see trackrl.config.schedules for the interpolation kinds.
+FloatSchedule = Annotated[list[tuple[float, float]], AfterValidator(_check_schedule_x)]
+IntSchedule = Annotated[list[tuple[float, int]], AfterValidator(_check_schedule_x)]
+StrSchedule = Annotated[list[tuple[float, str]], AfterValidator(_check_schedule_x)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EnvironmentConfig(Section):
+    tm_engine_step_per_action: int = Field(5, ge=1, description="10 ms engine ticks per action")
+    cutoff_rollout_if_race_not_finished_within_duration_ms: int = Field(300_000, gt=0)
+    cutoff_rollout_if_no_vcp_passed_within_duration_ms: int = Field(2_000, gt=0)
+    n_prev_actions_in_inputs: int = Field(5, ge=0)
+    n_zone_centers_in_inputs: int = Field(40, ge=1)
+    zone_spacing_m: float = Field(10.0, gt=0, description="distance between virtual checkpoints (zones)")
+    max_distance_to_finish_m: float = Field(700.0, gt=0)
+    default_road_width_m: float = Field(16.0, gt=0)
+
+
+class CnnConfig(Section):
+    use_impala_cnn: bool = False
+    impala_model_size: int = Field(2, ge=1, description="IMPALA width multiplier (BTR uses 2)")
+    use_adaptive_maxpool: bool = False
+    adaptive_maxpool_size: int = Field(6, ge=1)
+    use_spectral_norm: bool = False
+
+
+class VisConfig(Section):
+    cnn: CnnConfig = CnnConfig()
+
+
+class NnConfig(Section):
+    use_image: bool = Field(True, description="False = float-only agent (no image head)")
+    image_height_px: int = Field(64, ge=16)
+    image_width_px: int = Field(64, ge=16)
+    float_hidden_dim: int = Field(256, ge=1)
+    dense_hidden_dimension: int = Field(1024, ge=1)
+    iqn_embedding_dimension: int = Field(64, ge=1)
+    iqn_n: int = Field(8, ge=1, description="quantiles sampled per state for training")
+    iqn_k: int = Field(32, ge=1, description="quantiles sampled per state for acting")
+    iqn_kappa: float = Field(5e-3, gt=0)
+    use_dueling: bool = True
+    vis: VisConfig = VisConfig()
+
+
+class BtrConfig(Section):
+    use_munchausen: bool = False
+    munchausen_alpha: float = Field(0.9, ge=0)
+    munchausen_entropy_tau: float = Field(0.03, gt=0)
+    munchausen_lo: float = Field(-1.0, le=0)
+    use_layer_norm: bool = False
+    use_noisy_linear: bool = False
+    noisy_sigma0: float = Field(0.5, gt=0)
+
+
+class TrainingConfig(Section):
+    batch_size: int = Field(512, ge=1)
+    n_steps: int = Field(3, ge=1)
+    use_ddqn: bool = False
+    clip_grad_norm: float = Field(30.0, gt=0)
+    weight_decay_lr_ratio: float = Field(1 / 50, ge=0, description="decoupled weight decay = ratio * lr")
+    adam_epsilon: float = Field(1e-4, gt=0)
+    adam_beta1: float = Field(0.9, ge=0, lt=1)
+    adam_beta2: float = Field(0.999, ge=0, lt=1)
+    lr_schedule: FloatSchedule = [(0, 1e-3), (3_000_000, 5e-5), (12_000_000, 5e-5), (15_000_000, 1e-5)]
+    gamma_schedule: FloatSchedule = [(0, 0.999), (1_500_000, 0.999), (2_500_000, 1.0)]
+    target_update: Literal["soft", "hard"] = "soft"
+    soft_update_tau: float = Field(0.02, gt=0, le=1)
+    hard_update_period_batches: int = Field(500, ge=1)
+    number_times_single_memory_is_used_before_discard: float = Field(
+        32, gt=0, description="replay ratio: transitions learned per transition collected"
+    )
+    temporal_mini_race_duration_ms: int = Field(
+        7_000, ge=0, description="Linesight mini-race horizon; 0 disables it (returns over the whole race)"
+    )
+    checkpoint_every_minutes: float = Field(5.0, gt=0)
+    tensorboard_suffix_schedule: StrSchedule = [(0, "")]
+
+    @model_validator(mode="after")
+    def _check_gamma(self) -> TrainingConfig:
+        for x, gamma in self.gamma_schedule:
+            if not 0.0 <= gamma <= 1.0:
+                raise ValueError(f"gamma_schedule value {gamma} at frame {x} is outside [0, 1]")
+        return self
+
+
+class MemoryConfig(Section):
+    memory_size_schedule: IntSchedule = [(0, 50_000), (5_000_000, 100_000), (7_000_000, 200_000)]
+    min_transitions_to_learn: int = Field(20_000, ge=1)
+    use_prioritized_replay: bool = False
+    prio_alpha: float = Field(0.2, ge=0)
+    prio_beta: float = Field(0.4, ge=0, le=1, description="importance-sampling exponent (annealing: none)")
+    prio_epsilon: float = Field(1e-3, gt=0)
+
+
+class ExplorationConfig(Section):
+    epsilon_schedule: FloatSchedule = [(0, 1.0), (50_000, 1.0), (300_000, 0.1), (3_000_000, 0.03)]
+    epsilon_boltzmann_schedule: FloatSchedule = [(0, 0.15), (3_000_000, 0.03)]
+    tau_epsilon_boltzmann: float = Field(0.01, ge=0, description="std of the Gaussian noise added to Q")
+
+
+class RewardsConfig(Section):
+    constant_reward_per_ms: float = -0.0012
+    reward_per_m_advanced_along_centerline: float = 0.01
+    # Optional potential-based shaping: phi(s) = coef * clamp(distance to current zone centre, min, max).
+    shaped_reward_dist_to_cur_vcp: float = 0.0
+    shaped_reward_min_dist_to_cur_vcp: float = Field(2.0, ge=0)
+    shaped_reward_max_dist_to_cur_vcp: float = Field(25.0, ge=0)
+
+
+class MapCycleEntry(Section):
+    map: str = Field(description="built-in track name or path to a Linesight .npy centre line")
+    road_width_m: float | None = Field(None, gt=0)
+    is_exploration: bool = True
+    fill_buffer: bool = True
+    repeat: int = Field(1, ge=1)
+
+
+class MapCycleConfig(Section):
+    entries: list[MapCycleEntry] = [
+        MapCycleEntry(map="a01", is_exploration=True, fill_buffer=True, repeat=64),
+        MapCycleEntry(map="a01", is_exploration=False, fill_buffer=True, repeat=1),
+    ]
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> MapCycleConfig:
+        if not self.entries:
+            raise ValueError("map_cycle.entries is empty; give at least one map")
+        return self
+
+
+class PerformanceConfig(Section):
+    gpu_collectors_count: int = Field(1, ge=1, description="collector processes (name kept from Linesight)")
+    cars_per_collector: int = Field(8, ge=1, description="cars stepped together in one VecRaceEnv")
+    update_inference_network_every_n_actions: int = Field(20, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    learner_torch_threads: int = Field(1, ge=1)
+    collector_torch_threads: int = Field(1, ge=1)
+    rollout_queue_size: int = Field(16, ge=1)
+
+
+class TrackRLConfig(Section):
+    seed: int = 0
+    run_name: str = "run"
+    global_schedule_speed: float = Field(1.0, gt=0)
+    environment: EnvironmentConfig = EnvironmentConfig()
+    nn: NnConfig = NnConfig()
+    btr: BtrConfig = BtrConfig()
+    training: TrainingConfig = TrainingConfig()
+    memory: MemoryConfig = MemoryConfig()
+    exploration: ExplorationConfig = ExplorationConfig()
+    rewards: RewardsConfig = RewardsConfig()
+    map_cycle: MapCycleConfig = MapCycleConfig()
+    performance: PerformanceConfig = PerformanceConfig()
+
+    @model_validator(mode="after")
+    def _check_conflicts(self) -> TrackRLConfig:
+        if self.btr.use_munchausen and self.training.use_ddqn:
+            raise ValueError(
+                "btr.use_munchausen and training.use_ddqn are both true, but they conflict: the Munchausen "
+                "target is a softmax expectation over next actions with no argmax for Double DQN to "
+                "decouple (BTR turns DDQN off). Turn one of them off."
+            )
+        return self

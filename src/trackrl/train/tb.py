@@ -1,0 +1,60 @@
+"""TensorBoard tag names, in one place: the names Linesight/rulka users already know (REFERENCE.md).
+
+Global step of every scalar = frames played (environment steps / actions), never gradient updates.
+``status`` is "trained" for a map that fills the replay buffer and "blind" for one that does not.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+RaceKind = Literal["explo", "eval"]
+MapStatus = Literal["trained", "blind"]
+
+CUMUL_TRAINING_HOURS = "cumul_training_hours"
+TRAINING_LOSS = "Training/loss"
+TRAINING_BATCHES_DONE = "Training/batches_done"
+TRAINING_LEARNING_RATE = "Training/learning_rate"
+TRAINING_GRAD_NORM = "Training/grad_norm"
+RL_EPSILON = "RL/epsilon"
+RL_EPSILON_BOLTZMANN = "RL/epsilon_boltzmann"
+RL_GAMMA = "RL/gamma"
+BUFFER_SIZE = "Buffer/size"
+BUFFER_CAPACITY = "Buffer/capacity"
+LEARNER_PERCENTAGE_TRAINING = "Performance/learner_percentage_training"
+TRANSITIONS_LEARNED_PER_SECOND = "Performance/transitions_learned_per_second"
+FRAMES_PER_SECOND = "Performance/frames_per_second"
+
+
+def map_status(fill_buffer: bool) -> MapStatus:
+    return "trained" if fill_buffer else "blind"
+
+
+def race_time_tag(kind: RaceKind, status: MapStatus, map_name: str) -> str:
+    """Race time in seconds; a race not finished is logged as the cutoff (300 s by default)."""
+    return f"Race/{kind}_race_time_{status}_{map_name}"
+
+
+def race_finished_tag(kind: RaceKind, status: MapStatus, map_name: str) -> str:
+    """1.0 for a finished race, 0.0 otherwise."""
+    return f"Race/{kind}_race_finished_{status}_{map_name}"
+
+
+def eval_race_time_robust_tag(status: MapStatus, map_name: str) -> str:
+    """Eval race time (s), logged only for finishes faster than 1.02 x the rolling mean of finished evals."""
+    return f"Race/eval_race_time_robust_{status}_{map_name}"
+
+
+def alltime_min_ms_tag(map_name: str) -> str:
+    """Best finished race time so far in ms (a DNF is never a best)."""
+    return f"alltime_min_ms_{map_name}"
+
+
+def avg_q_tag(status: MapStatus, map_name: str) -> str:
+    return f"RL/avg_Q_{status}_{map_name}"
+
+
+# Prefixes the analysis uses to recognise families of tags in any log.
+RACE_TAG_PREFIX = "Race/"
+ALLTIME_MIN_MS_PREFIX = "alltime_min_ms_"
+AVG_Q_PREFIX = "RL/avg_Q_"
