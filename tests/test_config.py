@@ -1,0 +1,147 @@
+"""Config schema, loader errors and schedules against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from trackrl.cli import main
+from trackrl.config import (
+    ConfigError,
+    config_from_dict,
+    config_to_yaml,
+    current_schedule_values,
+    exponential_schedule,
+    linear_schedule,
+    load_config,
+    staircase_schedule,
+)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_empty_file_gives_linesight_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    assert config.environment.tm_engine_step_per_action == 5
+    assert config.rewards.constant_reward_per_ms == -0.0012
+    assert config.rewards.reward_per_m_advanced_along_centerline == 0.01
+    assert config.environment.cutoff_rollout_if_race_not_finished_within_duration_ms == 300_000
+
+
+def test_unknown_key_names_its_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, "nn:\n  vis:\n    cnn:\n      use_impala: true\n"))
+    assert "nn.vis.cnn.use_impala: unknown key" in str(error.value)
+    assert str(tmp_path / "config.yaml") in str(error.value)
+
+
+def test_wrong_type_names_its_path_and_value(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, "training:\n  batch_size: lots\n"))
+    assert "training.batch_size" in str(error.value)
+    assert "'lots'" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "problem"),
+    [
+        ("[[100, 0.001], [200, 0.0001]]", "must start at frame 0"),
+        ("[[0, 0.001], [200, 0.0001], [200, 0.00001]]", "strictly increasing"),
+        ("[]", "empty"),
+    ],
+)
+def test_bad_schedules_are_rejected(tmp_path: Path, schedule: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, f"training:\n  lr_schedule: {schedule}\n"))
+    assert "training.lr_schedule" in str(error.value)
+    assert problem in str(error.value)
+
+
+def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, "training:\n  batch_size: -1\n  n_step: 3\nmemory:\n  prio_beta: 2\n"))
+    message = str(error.value)
+    assert "3 problem(s)" in message
+    for path in ("training.batch_size", "training.n_step", "memory.prio_beta"):
+        assert path in message
+
+
+def test_munchausen_with_ddqn_is_an_error_that_says_why() -> None:
+    with pytest.raises(ConfigError) as error:
+        config_from_dict({"btr": {"use_munchausen": True}, "training": {"use_ddqn": True}})
+    assert "conflict" in str(error.value)
+    assert "argmax" in str(error.value)
+
+
+def test_missing_and_non_yaml_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "training: [unclosed\n"))
+    with pytest.raises(ConfigError, match="mapping of sections"):
+        load_config(write(tmp_path, "- 1\n- 2\n"))
+
+
+def test_yaml_round_trip(tmp_path: Path) -> None:
+    config = config_from_dict({"seed": 7, "btr": {"use_noisy_linear": True}, "training": {"n_steps": 5}})
+    again = load_config(write(tmp_path, config_to_yaml(config)))
+    assert again == config
+
+
+def test_linear_schedule_matches_hand_values() -> None:
+    points = [(0, 0.999), (1_500_000, 0.999), (2_500_000, 1.0)]
+    assert linear_schedule(points, 0) == 0.999
+    assert linear_schedule(points, 2_000_000) == pytest.approx(0.9995)
+    assert linear_schedule(points, 9_000_000) == 1.0
+
+
+def test_exponential_schedule_is_geometric_between_points() -> None:
+    points = [(0, 1e-3), (1_000, 1e-5)]
+    # Halfway between 1e-3 and 1e-5 geometrically is sqrt(1e-3 * 1e-5) = 1e-4.
+    assert exponential_schedule(points, 500) == pytest.approx(1e-4)
+    assert exponential_schedule(points, 250) == pytest.approx(10 ** -3.5)
+    assert exponential_schedule(points, 5_000) == pytest.approx(1e-5)
+
+
+def test_staircase_schedule_holds_until_next_point() -> None:
+    points = [(0, ""), (100, "_2"), (200, "_3")]
+    assert staircase_schedule(points, 99.9) == ""
+    assert staircase_schedule(points, 100) == "_2"
+    assert staircase_schedule(points, 10_000) == "_3"
+
+
+def test_global_schedule_speed_stretches_every_x_coordinate() -> None:
+    config = config_from_dict(
+        {
+            "global_schedule_speed": 2.0,
+            "training": {
+                "lr_schedule": [[0, 1e-3], [1000, 1e-5]],
+                "tensorboard_suffix_schedule": [[0, ""], [500, "_2"]],
+            },
+            "exploration": {"epsilon_schedule": [[0, 1.0], [1000, 0.01]]},
+        }
+    )
+    values = current_schedule_values(config, 1000)  # = halfway once x is doubled
+    assert values["learning_rate"] == pytest.approx(1e-4)
+    assert values["epsilon"] == pytest.approx(math.sqrt(0.01))
+    assert values["tensorboard_suffix"] == "_2"
+    assert current_schedule_values(config, 999)["tensorboard_suffix"] == ""
+
+
+def test_cli_validate_reports_problems_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = write(tmp_path, "performance:\n  gpu_collectors_count: 0\n")
+    assert main(["config", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "performance.gpu_collectors_count" in err
+    assert "Traceback" not in err
+    good = tmp_path / "good.yaml"
+    good.write_text("seed: 3\n")
+    assert main(["config", "validate", str(good)]) == 0
+    assert main(["config", "show", str(good), "--at-frames", "0"]) == 0
+    assert "seed: 3" in capsys.readouterr().out
