@@ -1,0 +1,142 @@
+"""Comparison axes: wall minutes, cumulative training hours, frames; the common window and its checkpoints.
+
+- wall_minutes: minutes since the run's first scalar event, one t0 for every tag (the anchor used a different t0 for
+  race events and for scalars). Gaps between sessions count: that is what wall time is.
+- training_hours: ``cumul_training_hours`` interpolated at each event's wall time. Interpolation runs on "active"
+  time (wall time inside event-file sessions), so a pause between a stop and a resume adds no hours; outside the
+  logged samples hours grow at most 1 h per active hour. (The anchor took the last 5-minute sample instead.)
+- frames: the global step, as logged.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from trackrl.analysis.runs import RunData
+from trackrl.errors import UserError
+from trackrl.train import tb
+
+TimeAxis = Literal["wall_minutes", "training_hours"]
+AxisName = Literal["wall_minutes", "training_hours", "frames"]
+AXIS_UNITS: dict[str, str] = {"wall_minutes": "min", "training_hours": "h", "frames": "frames"}
+AXIS_LABELS: dict[str, str] = {
+    "wall_minutes": "wall time since the run's first event (min)",
+    "training_hours": "cumulative training hours (h)",
+    "frames": "frames played",
+}
+AXIS_SHORT: dict[str, str] = {"wall_minutes": "wall minutes", "training_hours": "training hours", "frames": "frames"}
+_SECONDS_PER_HOUR = 3600.0
+
+
+def has_training_hours(run: RunData) -> bool:
+    return tb.CUMUL_TRAINING_HOURS in run.series and len(run.series[tb.CUMUL_TRAINING_HOURS]) > 0
+
+
+def choose_time_axis(requested: str, runs: Sequence[RunData]) -> TimeAxis:
+    """``auto`` means hours when every run logs ``cumul_training_hours``, else wall minutes."""
+    if requested == "wall_minutes":
+        return "wall_minutes"
+    missing = [run.name for run in runs if not has_training_hours(run)]
+    if requested == "cumul_training_hours":
+        if missing:
+            raise UserError(f"--time-axis cumul_training_hours: no '{tb.CUMUL_TRAINING_HOURS}' in run(s) {missing}")
+        return "training_hours"
+    if requested != "auto":
+        raise UserError(f"--time-axis: unknown axis '{requested}' (auto, wall_minutes, cumul_training_hours)")
+    return "wall_minutes" if missing else "training_hours"
+
+
+def merged_sessions(spans: np.ndarray) -> np.ndarray:
+    """Union of the (start, end) wall-time intervals of the event files, as sorted disjoint intervals."""
+    merged: list[list[float]] = []
+    for start, end in spans[np.argsort(spans[:, 0])]:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], float(end))
+        else:
+            merged.append([float(start), float(end)])
+    return np.array(merged, dtype=np.float64).reshape(-1, 2)
+
+
+def active_seconds(sessions: np.ndarray, wall_time: np.ndarray) -> np.ndarray:
+    """Seconds of session time between the first session's start and each ``wall_time`` (flat across gaps)."""
+    starts, ends = sessions[:, 0], sessions[:, 1]
+    before = np.concatenate(([0.0], np.cumsum(ends - starts)))[:-1]
+    index = np.clip(np.searchsorted(starts, wall_time, side="right") - 1, 0, len(starts) - 1)
+    return before[index] + np.clip(wall_time - starts[index], 0.0, (ends - starts)[index])
+
+
+def training_hours_at(run: RunData, wall_time: np.ndarray) -> np.ndarray:
+    """``cumul_training_hours`` at each wall time, interpolated on active time (see the module docstring)."""
+    samples = run.series[tb.CUMUL_TRAINING_HOURS]
+    sessions = merged_sessions(run.session_spans)
+    sample_active = active_seconds(sessions, samples.wall_time)
+    hours = np.maximum.accumulate(samples.value)  # a counter: never decreases
+    # Extend both ends at 1 h per active hour, so events before the first / after the last sample get hours too.
+    run_end_active = float(active_seconds(sessions, np.array([run.t_end]))[0])
+    first_hours = max(0.0, float(hours[0]) - float(sample_active[0]) / _SECONDS_PER_HOUR)
+    last_hours = float(hours[-1]) + (run_end_active - float(sample_active[-1])) / _SECONDS_PER_HOUR
+    xp = np.concatenate(([0.0], sample_active, [run_end_active]))
+    fp = np.concatenate(([first_hours], hours, [last_hours]))
+    return np.interp(active_seconds(sessions, wall_time), xp, fp)
+
+
+def time_axis_values(run: RunData, axis: TimeAxis, wall_time: np.ndarray) -> np.ndarray:
+    if axis == "wall_minutes":
+        return (wall_time - run.t0) / 60.0
+    return training_hours_at(run, wall_time)
+
+
+def run_length(run: RunData, axis: AxisName) -> float:
+    """How far the run goes on ``axis``: its last event."""
+    if axis == "frames":
+        return float(run.max_step)
+    return float(time_axis_values(run, axis, np.array([run.t_end]))[0])
+
+
+def nice_interval(window: float, target_count: int = 6) -> float:
+    """A 1/2/5 x 10^k spacing giving about ``target_count`` checkpoints in ``window``."""
+    if window <= 0:
+        return 1.0
+    raw = window / target_count
+    power = 10.0 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1.0, 2.0, 5.0, 10.0) if m * power >= raw)
+
+
+def checkpoints(window: float, interval: float | None) -> list[float]:
+    """Every ``interval`` inside [0, window], plus the end of the window itself."""
+    if interval is not None and interval <= 0:
+        raise UserError(f"--interval must be positive, got {interval}")
+    spacing = interval if interval is not None else nice_interval(window)
+    count = math.floor(window / spacing + 1e-9)
+    points = [round(spacing * k, 12) for k in range(1, count + 1)]
+    if not points or window - points[-1] > 1e-9 * max(1.0, window):
+        points.append(window)
+    return points
+
+
+_STEP_PATTERN = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?(?:e\d+)?)\s*(?P<unit>[kKmMgGbB]?)\s*$")
+_UNIT = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000, "b": 1_000_000_000}
+
+
+def parse_frames(text: str, option: str = "--steps") -> int:
+    """'500k' -> 500000, '2.5M' -> 2500000, '1e6' -> 1000000."""
+    match = _STEP_PATTERN.match(text)
+    if not match:
+        raise UserError(f"{option}: '{text}' is not a frame count (e.g. 500k, 2.5M, 10M, 1000000)")
+    frames = float(match["number"]) * _UNIT[match["unit"].lower()]
+    if frames <= 0:
+        raise UserError(f"{option}: '{text}' must be positive")
+    return round(frames)
+
+
+def step_checkpoints(steps: str | None, step_interval: str | None, frames_window: int) -> list[int]:
+    """Explicit ``--steps``, or every ``--step-interval`` (default: a nice spacing) up to the common frames."""
+    if steps:
+        return sorted({parse_frames(part) for part in steps.split(",") if part.strip()})
+    spacing = parse_frames(step_interval, "--step-interval") if step_interval else None
+    return [round(x) for x in checkpoints(float(frames_window), spacing)]

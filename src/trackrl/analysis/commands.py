@@ -1,0 +1,140 @@
+"""`trackrl compare` and `trackrl audit`: rich tables in the console, optional Markdown / JSON / PNG outputs."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from rich.console import Console
+from rich.table import Table
+
+from trackrl.analysis.axes import AXIS_LABELS, AXIS_SHORT, AXIS_UNITS
+from trackrl.analysis.comparison import (
+    WALL_TO_TRAINING_FLAG_RATIO,
+    Comparison,
+    RunSummary,
+    compare_runs,
+    load_runs,
+    summarize_run,
+)
+from trackrl.analysis.events import EventFileWarning
+from trackrl.analysis.report import (
+    FAMILY_COLUMNS,
+    atomic_write_text,
+    format_hours,
+    metric_table,
+    render_report,
+    write_json,
+)
+from trackrl.analysis.runs import discover_runs, load_run
+from trackrl.errors import UserError
+
+T = TypeVar("T")
+
+
+def _console() -> Console:
+    """Rich console; when piped to a file, wide enough that the tables do not wrap."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def _with_file_warnings(console: Console, work: Callable[[], T]) -> T:
+    """Run ``work``; print each corrupt/truncated event-file warning as one yellow line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EventFileWarning)
+        result = work()
+    for warning in caught:
+        if issubclass(warning.category, EventFileWarning):
+            console.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return result
+
+
+def _print_metric_tables(console: Console, comparison: Comparison) -> None:
+    for metric in comparison.metrics:
+        for axis in (comparison.time_axis, "frames"):
+            header, body = metric_table(comparison, metric, axis)
+            if not body:
+                continue
+            title = f"{metric.tag} — by {AXIS_SHORT[axis]}"
+            table = Table(title=title, caption=FAMILY_COLUMNS[metric.family], min_width=len(title) + 2)
+            for i, column in enumerate(header):
+                table.add_column(column, justify="left" if i == 0 else "right")
+            for row in body:
+                table.add_row(*row)
+            console.print(table)
+
+
+def _print_overview(console: Console, comparison: Comparison) -> None:
+    axis = comparison.time_axis
+    console.print(
+        f"[bold]time axis[/]: {AXIS_LABELS[axis]}; [bold]common window[/]: {comparison.common_window:.4g} "
+        f"{AXIS_UNITS[axis]} (shortest run: {comparison.shortest_run}); frames reached by all: "
+        f"{comparison.common_frames:,}",
+        highlight=False,
+    )
+    for run in comparison.runs:
+        console.print(f"  {run.name}: folders {', '.join(run.folders)}; {run.n_events:,} events "
+                      f"in {run.n_event_files} file(s)", highlight=False)  # fmt: skip
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    console = _console()
+    logdir, save_dir = Path(args.logdir), Path(args.save_dir)
+    runs = _with_file_warnings(console, lambda: load_runs(args.runs, logdir, save_dir))
+    comparison = compare_runs(runs, time_axis=args.time_axis, interval=args.interval, steps=args.steps,
+                              step_interval=args.step_interval, map_name=args.map)  # fmt: skip
+    if args.map and not any(m.map_name == args.map for m in comparison.metrics):
+        raise UserError(f"--map {args.map}: no race or Q tag for this map in runs {', '.join(args.runs)}")
+    _print_overview(console, comparison)
+    _print_metric_tables(console, comparison)
+    console.print("[bold]Key findings[/]")
+    for finding in comparison.findings:
+        console.print(f"  • {finding.replace('**', '')}", highlight=False)
+    figures: list[Path] = []
+    if args.plots:
+        from trackrl.analysis.plots import plot_metrics  # matplotlib only when asked
+
+        figures = plot_metrics(runs, comparison.metrics, comparison.time_axis, comparison.common_window, args.plots)
+        console.print(f"wrote {len(figures)} plot(s) to {args.plots}")
+    if args.json:
+        write_json(args.json, comparison)
+        console.print(f"wrote {args.json}")
+    if args.report:
+        report_dir = Path(args.report).resolve().parent
+        text = render_report(comparison, figures=[f.resolve() for f in figures], report_dir=report_dir)
+        atomic_write_text(args.report, text)
+        console.print(f"wrote {args.report}")
+    return 0
+
+
+def audit_table(summaries: Sequence[RunSummary]) -> Table:
+    table = Table(title="wall time vs training time",
+                  caption=f"⚠ wall time > {WALL_TO_TRAINING_FLAG_RATIO}x training time")  # fmt: skip
+    for column in ("run", "folders", "wall span (min)", "in sessions (min)", "training hours", "wall / training", ""):
+        table.add_column(column, justify="left" if column in ("run", "folders") else "right")
+    for run in summaries:
+        ratio = run.wall_to_training_ratio
+        table.add_row(
+            run.name, ", ".join(run.folders), f"{run.wall_minutes:.1f}", f"{run.active_minutes:.1f}",
+            format_hours(run.training_hours),
+            f"{ratio:.2f}" if ratio is not None else "—", "⚠" if run.flagged else "",
+        )  # fmt: skip
+    return table
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    console = _console()
+    logdir, save_dir = Path(args.logdir), Path(args.save_dir)
+    if args.runs:
+        runs = _with_file_warnings(console, lambda: load_runs(args.runs, logdir, save_dir))
+    else:
+        runs = _with_file_warnings(
+            console, lambda: [load_run(r, logdir, save_dir) for r in discover_runs(logdir, save_dir)]
+        )
+    console.print(audit_table([summarize_run(run) for run in runs]))
+    return 0

@@ -1,0 +1,185 @@
+"""Every table number against values computed by hand from synthetic logs written with torch's SummaryWriter.
+
+Run A: folder "A" (session 1, wall +0..+600 s) and "A_2" (session 2 after a 1,200 s pause, +1800..+2400 s), with
+race_finished flags. Run B: one folder, +0..+1200 s, no race_finished tag (DNF = time >= 300 s).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from torch.utils.tensorboard import SummaryWriter
+
+from trackrl.analysis.comparison import compare, load_runs, summarize_run
+from trackrl.analysis.tables import occurrence_rank
+from trackrl.cli import main
+
+T0 = 1_700_000_000.0
+RACE = "Race/eval_race_time_trained_A01"
+FINISHED = "Race/eval_race_finished_trained_A01"
+ROBUST = "Race/eval_race_time_robust_trained_A01"
+BEST_MS = "alltime_min_ms_A01"
+LOSS = "Training/loss"
+HOURS = "cumul_training_hours"
+
+
+def _write(folder: Path, events: list[tuple[str, int, float, float]]) -> None:
+    writer = SummaryWriter(str(folder))
+    for tag, step, wall, value in events:
+        writer.add_scalar(tag, value, global_step=step, walltime=T0 + wall)
+    writer.close()
+
+
+def _races(races: list[tuple[int, float, float, int | None]]) -> list[tuple[str, int, float, float]]:
+    events = []
+    for step, wall, time_s, finished in races:
+        events.append((RACE, step, wall, time_s))
+        if finished is not None:
+            events.append((FINISHED, step, wall, float(finished)))
+    return events
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("analysis")
+    tb = root / "tensorboard"
+    _write(tb / "A", [
+        *_races([(1000, 60, 300.0, 0), (2000, 120, 50.0, 1), (3000, 240, 40.0, 1), (4000, 480, 300.0, 0)]),
+        (BEST_MS, 1000, 60, 300_000.0), (BEST_MS, 2000, 120, 50_000.0), (BEST_MS, 3000, 240, 40_000.0),
+        (LOSS, 1000, 60, 1.0), (LOSS, 4000, 600, 0.5),
+        (HOURS, 0, 0, 0.0), (HOURS, 4000, 600, 600 / 3600),
+    ])  # fmt: skip
+    _write(tb / "A_2", [
+        *_races([(5000, 1860, 30.0, 1), (6000, 2400, 35.0, 1)]),
+        (BEST_MS, 5000, 1860, 30_000.0),
+        (LOSS, 6000, 2400, 0.25),
+        (HOURS, 5500, 2100, 900 / 3600), (HOURS, 6000, 2400, 1200 / 3600),
+    ])  # fmt: skip
+    _write(tb / "B", [
+        *_races([(1500, 300, 45.0, None), (2500, 600, 300.0, None), (3500, 900, 28.0, None), (4500, 1200, 29.0, None)]),
+        (ROBUST, 3500, 900, 28.0),
+        (LOSS, 4500, 1200, 0.75),
+        (HOURS, 0, 0, 0.0), (HOURS, 4500, 1200, 1200 / 3600),
+    ])  # fmt: skip
+    return root
+
+
+def _row(rows: list, axis: str, at: float, run: str, metric: str):
+    (row,) = [r for r in rows if r.axis == axis and math.isclose(r.at, at) and r.run == run and r.metric == metric]
+    return row
+
+
+def test_wall_minutes_tables(logs: Path) -> None:
+    result = compare(["A", "B"], logs / "tensorboard", logs / "save", time_axis="wall_minutes", interval=10.0,
+                     steps="2.5k,5k")  # fmt: skip
+    assert result.common_window == pytest.approx(20.0) and result.shortest_run == "B"
+    assert result.time_points == [10.0, 20.0] and result.step_points == [2500, 5000]
+    rows = result.rows
+    # A up to 10 min: races 300 (DNF), 50, 40, 300 (DNF): finished {50, 40}.
+    a10 = _row(rows, "wall_minutes", 10, "A", RACE)
+    assert (a10.best, a10.mean, a10.std, a10.finish_rate, a10.count, a10.last) == (40, 45, 5, 0.5, 4, 300)
+    assert a10.first_finish == pytest.approx(2.0)  # wall +120 s
+    assert _row(rows, "wall_minutes", 20, "A", RACE) == a10.__class__(**{**a10.__dict__, "at": 20.0})  # pause
+    # B up to 20 min (no race_finished tag: 300 s is a DNF): finished {45, 28, 29}.
+    b20 = _row(rows, "wall_minutes", 20, "B", RACE)
+    assert (b20.best, b20.finish_rate, b20.count, b20.last) == (28, 0.75, 4, 29)
+    assert b20.mean == pytest.approx(34.0) and b20.std == pytest.approx(math.sqrt((11**2 + 6**2 + 5**2) / 3))
+    assert b20.first_finish == pytest.approx(5.0)
+    b10 = _row(rows, "wall_minutes", 10, "B", RACE)
+    assert (b10.best, b10.mean, b10.std, b10.finish_rate, b10.count) == (45, 45, 0, 0.5, 2)
+    robust = _row(rows, "wall_minutes", 20, "B", ROBUST)
+    assert (robust.best, robust.count) == (28, 1)
+    best = _row(rows, "wall_minutes", 10, "A", BEST_MS)
+    assert (best.best, best.last, best.count) == (40_000, 40_000, 3)
+    assert _row(rows, "wall_minutes", 10, "A", LOSS).last == 0.5
+    assert _row(rows, "wall_minutes", 20, "B", LOSS).last == 0.75
+    assert _row(rows, "wall_minutes", 10, "B", LOSS).count == 0  # first loss of B is at 20 min
+    # Frames: A at 2.5k has races at 1000 (DNF) and 2000 (50 s); at 5k five races; B never reaches 5k.
+    a_2500 = _row(rows, "frames", 2500, "A", RACE)
+    assert (a_2500.best, a_2500.count, a_2500.first_finish) == (50, 2, 2000)
+    a_5k = _row(rows, "frames", 5000, "A", RACE)
+    assert (a_5k.best, a_5k.count, a_5k.finish_rate) == (30, 5, 0.6)
+    assert a_5k.mean == pytest.approx(40.0) and a_5k.std == pytest.approx(math.sqrt(200 / 3))
+    assert _row(rows, "frames", 5000, "A", LOSS).last == 0.5
+    assert _row(rows, "frames", 5000, "B", RACE).count is None  # not reached
+    b_2500 = _row(rows, "frames", 2500, "B", RACE)
+    assert (b_2500.best, b_2500.count, b_2500.first_finish) == (45, 2, 1500)
+    # Key findings: B is best at the end of the common window; A leads at 5k (B not there yet).
+    assert "**B** is best on A01 with 28.000 s; A 40.000 s (+12.000 s)" in result.findings[0]
+    assert any("At 5k frames: **A** is best on A01 with 30.000 s" in f and "not reached by B" in f
+               for f in result.findings)  # fmt: skip
+
+
+def test_dnf_is_never_a_best_so_far(logs: Path) -> None:
+    result = compare(["A", "B"], logs / "tensorboard", logs / "save", time_axis="wall_minutes", interval=1.0)
+    first = _row(result.rows, "wall_minutes", 1.0, "A", BEST_MS)  # only the 300,000 ms DNF logged so far
+    assert (first.best, first.last, first.count) == (None, 300_000, 1)
+
+
+def test_training_hours_axis_ignores_the_pause_between_sessions(logs: Path) -> None:
+    result = compare(["A", "B"], logs / "tensorboard", logs / "save", time_axis="auto", interval=0.1)
+    assert result.time_axis == "training_hours"
+    assert result.common_window == pytest.approx(1 / 3)
+    assert result.time_points[:3] == pytest.approx([0.1, 0.2, 0.3]) and len(result.time_points) == 4
+    # The race at wall +1860 s opens session 2, 600 s of session time in: 1/6 h (a wall-time interpolation across
+    # the pause, between the samples at +600 s and +2100 s, would put it at 0.2367 h, after the 0.2 h checkpoint).
+    a = _row(result.rows, "training_hours", 0.2, "A", RACE)
+    assert (a.best, a.count, a.finish_rate) == (30, 5, 0.6)
+    assert a.mean == pytest.approx(40.0) and a.first_finish == pytest.approx(120 / 3600)
+    b = _row(result.rows, "training_hours", 0.2, "B", RACE)
+    assert (b.best, b.count) == (45, 2)
+
+
+def test_audit_summary_flags_wall_time_far_above_training_time(logs: Path) -> None:
+    a, b = (summarize_run(run) for run in load_runs(["A", "B"], logs / "tensorboard", logs / "save"))
+    assert a.folders == ["A", "A_2"]
+    # Sessions span first to last event of each file: +0..+600 s and +1860..+2400 s.
+    assert (a.wall_minutes, a.active_minutes) == (pytest.approx(40.0), pytest.approx(19.0))
+    assert a.training_hours == pytest.approx(1 / 3) and a.wall_to_training_ratio == pytest.approx(2.0)
+    assert a.flagged and not b.flagged
+
+
+def test_cli_compare_writes_json_report_and_plots(logs: Path, tmp_path: Path) -> None:
+    out_json, report, plots = tmp_path / "c.json", tmp_path / "r.md", tmp_path / "plots"
+    code = main(["compare", "A", "B", "--logdir", str(logs / "tensorboard"), "--save-dir", str(logs / "save"),
+                 "--time-axis", "wall_minutes", "--interval", "10", "--steps", "2.5k", "--map", "A01",
+                 "--json", str(out_json), "--report", str(report), "--plots", str(plots)])  # fmt: skip
+    assert code == 0
+    data = json.loads(out_json.read_text())
+    assert data["axis"] == "wall_minutes" and data["common_window"] == pytest.approx(20.0)
+    assert data["runs"]["A"]["folders"] == ["A", "A_2"] and data["runs"]["B"]["training_hours"] == pytest.approx(1 / 3)
+    row = next(r for r in data["rows"] if r["run"] == "B" and r["metric"] == RACE and r["at"] == 20.0)
+    assert row == {"axis": "wall_minutes", "at": 20.0, "run": "B", "metric": RACE, "best": 28.0,
+                   "mean": pytest.approx(34.0), "std": pytest.approx(7.788880963), "finish_rate": 0.75, "count": 4,
+                   "first_finish": pytest.approx(5.0), "last": 29.0}  # fmt: skip
+    text = report.read_text()
+    for section in ("## Experiment Overview", "## Results", "## Run Analysis", "## Detailed metrics", "## Figures",
+                    "## Methodology"):  # fmt: skip
+        assert section in text
+    assert "| A | A, A_2 |" in text
+    pngs = sorted(p.name for p in plots.iterdir())
+    assert "Race__eval_race_time_trained_A01.png" in pngs and "Training__loss.png" in pngs
+    assert all((plots / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_races_pair_with_their_finished_flag_by_step_and_order() -> None:
+    np.testing.assert_array_equal(occurrence_rank(np.array([5, 3, 5, 5, 3])), [0, 0, 1, 2, 1])
+
+
+def test_dnf_cutoff_comes_from_the_run_config_snapshot(tmp_path: Path) -> None:
+    from trackrl.analysis.events import write_scalar_event_file
+
+    races = [(RACE, 100, 10.0, 30.0), (RACE, 200, 20.0, 25.5), (BEST_MS, 100, 10.0, 30_000.0)]
+    write_scalar_event_file(tmp_path / "tb" / "S" / "events.out.tfevents.1.h", races)
+    (tmp_path / "save" / "S").mkdir(parents=True)
+    (tmp_path / "save" / "S" / "config_snapshot.yaml").write_text(
+        "environment: {cutoff_rollout_if_race_not_finished_within_duration_ms: 30000}\n"
+    )
+    result = compare(["S"], tmp_path / "tb", tmp_path / "save", time_axis="wall_minutes", interval=1.0)
+    race = _row(result.rows, "wall_minutes", result.common_window, "S", RACE)
+    assert (race.best, race.count, race.finish_rate) == (25.5, 2, 0.5)  # 30 s is this run's DNF
+    assert _row(result.rows, "wall_minutes", result.common_window, "S", BEST_MS).best is None
