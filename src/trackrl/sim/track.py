@@ -1,0 +1,206 @@
+"""Tracks: a centre line (N, 3) in metres (x, y=up, z), points 0.5 m apart, and a road width.
+
+Built-in tracks are defined in code (trackrl.sim.tracks); any Linesight-style `.npy` centre line loads too.
+Walls stand at ± road_width_m / 2 from the centre line. The finish is the plane through the last point,
+perpendicular to the last segment.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from trackrl.errors import UserError
+from trackrl.sim.tracks import BUILTIN_TRACKS, build_centerline
+
+POINT_SPACING_M = 0.5  # Linesight's centre-line spacing
+MIN_TRACK_LENGTH_M = 20.0
+MAX_GAP_BETWEEN_POINTS_M = 25.0  # a larger jump is not a sampled centre line
+MAX_SLOPE = np.tan(np.deg2rad(60.0))
+BRIDGE_CLEARANCE_M = 5.0  # roads may cross in plan view only with at least this height difference
+TURN_CURVATURE_PER_M = 1.0 / 200.0  # sections curving more than this count as turns...
+TURN_MIN_ANGLE_DEG = 20.0  # ...when they turn at least this much in total
+
+
+class TrackError(UserError):
+    """A track that cannot be used: unknown name, unreadable or malformed centre line."""
+
+
+@dataclass(frozen=True, eq=False)
+class Track:
+    name: str
+    centerline_m: np.ndarray  # (N, 3) float64, x, y = up, z; uniformly 0.5 m apart
+    road_width_m: float
+
+    def __post_init__(self) -> None:
+        centerline = np.ascontiguousarray(self.centerline_m, dtype=np.float64)
+        centerline.setflags(write=False)
+        object.__setattr__(self, "centerline_m", centerline)
+        _check_shape_and_values(centerline, self.name)
+        _check_slopes(centerline, self.name)
+        if not self.road_width_m > 0 or not np.isfinite(self.road_width_m):
+            raise TrackError(f"track {self.name}: road width must be > 0 m, not {self.road_width_m}")
+
+    @functools.cached_property
+    def cumulative_distance_m(self) -> np.ndarray:
+        """(N,) distance along the centre line from the start (3D), metres."""
+        segment_lengths = np.linalg.norm(np.diff(self.centerline_m, axis=0), axis=1)
+        return np.concatenate([[0.0], np.cumsum(segment_lengths)])
+
+    @property
+    def length_m(self) -> float:
+        return float(self.cumulative_distance_m[-1])
+
+    @property
+    def zone_centers_m(self) -> np.ndarray:
+        """(Z, 3) virtual-checkpoint (zone) centres every 10 m, the last one at the finish."""
+        return self.zone_centers(10.0)
+
+    def zone_centers(self, zone_spacing_m: float) -> np.ndarray:
+        """(Z, 3) points at distances 0, s, 2s, ... along the centre line, plus the finish point."""
+        n_zones = int(np.ceil(self.length_m / zone_spacing_m - 1e-9)) + 1
+        distances_m = np.minimum(np.arange(n_zones) * zone_spacing_m, self.length_m)
+        return self.point_at_distance(distances_m)
+
+    def point_at_distance(self, distances_m: np.ndarray) -> np.ndarray:
+        """Centre-line points at the given distances from the start (linear interpolation)."""
+        return np.stack(
+            [np.interp(distances_m, self.cumulative_distance_m, self.centerline_m[:, k]) for k in range(3)], axis=-1
+        )
+
+    @property
+    def elevation_range_m(self) -> tuple[float, float]:
+        return float(self.centerline_m[:, 1].min()), float(self.centerline_m[:, 1].max())
+
+    @functools.cached_property
+    def planar_heading_rad(self) -> np.ndarray:
+        """(N-1,) heading of each segment in the (x, z) plane: direction (cos ψ, sin ψ)."""
+        delta = np.diff(self.centerline_m, axis=0)
+        return np.arctan2(delta[:, 2], delta[:, 0])
+
+    def count_turns(self) -> int:
+        """Number of curved sections (curvature > 1/200 m, turning at least 20 degrees in total)."""
+        heading_change = np.diff(np.unwrap(self.planar_heading_rad))
+        window = 9  # smooth over ±2 m so the 0.5 m sampling noise of recorded lines does not split turns
+        smoothed = np.convolve(heading_change, np.ones(window) / window, mode="same")
+        curvature = smoothed / POINT_SPACING_M
+        turning = np.abs(curvature) > TURN_CURVATURE_PER_M
+        n_turns, start = 0, None
+        for i, is_turning in enumerate([*turning.tolist(), False]):
+            if is_turning and start is None:
+                start = i
+            elif (not is_turning or np.sign(curvature[i]) != np.sign(curvature[start])) and start is not None:
+                if abs(np.rad2deg(smoothed[start:i].sum())) >= TURN_MIN_ANGLE_DEG:
+                    n_turns += 1
+                start = i if is_turning else None
+        return n_turns
+
+
+def builtin_track_names() -> list[str]:
+    return list(BUILTIN_TRACKS)
+
+
+def load_track(name_or_path: str, road_width_m: float | None = None) -> Track:
+    """A built-in track by name, or a Linesight `.npy` centre line (N x 3, y up), resampled to 0.5 m."""
+    if name_or_path in BUILTIN_TRACKS:
+        return _builtin_track(name_or_path, road_width_m)
+    path = Path(name_or_path)
+    if not path.exists():
+        raise TrackError(f"track '{name_or_path}': not a built-in track ({', '.join(BUILTIN_TRACKS)}) and no such file")
+    try:
+        raw = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise TrackError(f"track file {path}: cannot be read as a .npy array ({error})") from error
+    width_m = 16.0 if road_width_m is None else float(road_width_m)
+    return Track(name=path.stem, centerline_m=prepare_centerline(raw, str(path), width_m), road_width_m=width_m)
+
+
+@functools.lru_cache(maxsize=32)
+def _builtin_track(name: str, road_width_m: float | None) -> Track:
+    spec = BUILTIN_TRACKS[name]
+    width_m = spec.road_width_m if road_width_m is None else float(road_width_m)
+    centerline = prepare_centerline(build_centerline(spec.pieces), name, width_m)
+    return Track(name=name, centerline_m=centerline, road_width_m=width_m)
+
+
+def prepare_centerline(raw: np.ndarray, where: str, road_width_m: float) -> np.ndarray:
+    """Check a raw centre line and resample it to uniform 0.5 m spacing; TrackError if malformed."""
+    raw = np.asarray(raw)
+    if raw.dtype.kind not in "fiu":
+        raise TrackError(f"track {where}: centre line must be numeric, got dtype {raw.dtype}")
+    raw = raw.astype(np.float64)
+    _check_shape_and_values(raw, where)
+    gaps_m = np.linalg.norm(np.diff(raw, axis=0), axis=1)
+    if gaps_m.max() > MAX_GAP_BETWEEN_POINTS_M:
+        i = int(gaps_m.argmax())
+        raise TrackError(
+            f"track {where}: points {i} and {i + 1} are {gaps_m[i]:.1f} m apart (at most {MAX_GAP_BETWEEN_POINTS_M} m "
+            "expected for a centre line sampled every ~0.5 m)"
+        )
+    raw = raw[np.concatenate([[True], gaps_m > 1e-9])]  # drop repeated points
+    if len(raw) < 2 or gaps_m.sum() < MIN_TRACK_LENGTH_M:
+        raise TrackError(f"track {where}: centre line is {gaps_m.sum():.1f} m long; {MIN_TRACK_LENGTH_M} m needed")
+    centerline = resample_centerline(raw, POINT_SPACING_M)
+    check_no_self_overlap(centerline, road_width_m, where)
+    return centerline
+
+
+def _check_shape_and_values(centerline: np.ndarray, where: str) -> None:
+    if centerline.ndim != 2 or centerline.shape[1] != 3:
+        raise TrackError(f"track {where}: centre line must have shape (N, 3) = (x, y up, z), got {centerline.shape}")
+    if len(centerline) < 3:
+        raise TrackError(f"track {where}: centre line has {len(centerline)} points; at least 3 needed")
+    bad = ~np.isfinite(centerline).all(axis=1)
+    if bad.any():
+        raise TrackError(f"track {where}: centre line has NaN/inf values, first at point {int(np.argmax(bad))}")
+
+
+def _check_slopes(centerline: np.ndarray, where: str) -> None:
+    """The car drives on the plan view and follows the height: no vertical sections (loops, wall rides)."""
+    delta = np.diff(centerline, axis=0)
+    planar_m = np.hypot(delta[:, 0], delta[:, 2])
+    steep = np.abs(delta[:, 1]) > MAX_SLOPE * np.maximum(planar_m, 1e-12)
+    if steep.any():
+        i = int(np.argmax(steep))
+        raise TrackError(
+            f"track {where}: the centre line is steeper than {np.rad2deg(np.arctan(MAX_SLOPE)):.0f} degrees at point "
+            f"{i} (height change {delta[i, 1]:.2f} m over {planar_m[i]:.2f} m); loops and vertical sections are not "
+            "supported by the simulator"
+        )
+
+
+def resample_centerline(points_m: np.ndarray, spacing_m: float) -> np.ndarray:
+    """Points at uniform 3D arc-length spacing along the polyline (the last point is kept exactly)."""
+    cumulative_m = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points_m, axis=0), axis=1))])
+    n_intervals = max(1, round(cumulative_m[-1] / spacing_m))
+    targets_m = np.linspace(0.0, cumulative_m[-1], n_intervals + 1)
+    return np.stack([np.interp(targets_m, cumulative_m, points_m[:, k]) for k in range(3)], axis=-1)
+
+
+def check_no_self_overlap(centerline_m: np.ndarray, road_width_m: float, where: str) -> None:
+    """Reject a road that crosses or touches itself in plan view (unless one part passes > 5 m above).
+
+    Two centre-line points closer than one road width in plan view overlap unless they are close along the
+    line anyway: within a half-turn of the tightest usable radius (width / 2), i.e. pi * width / 2 apart.
+    """
+    step = 2  # every metre is enough to catch roads that overlap by a road width
+    points = centerline_m[::step]
+    cumulative_m = np.arange(len(points)) * POINT_SPACING_M * step
+    min_arc_gap_m = np.pi * road_width_m / 2 + 2.0
+    for start in range(0, len(points), 512):
+        block = points[start : start + 512]
+        planar_m = np.hypot(block[:, None, 0] - points[None, :, 0], block[:, None, 2] - points[None, :, 2])
+        height_gap_m = np.abs(block[:, None, 1] - points[None, :, 1])
+        arc_gap_m = np.abs(cumulative_m[start : start + 512, None] - cumulative_m[None, :])
+        overlap = (planar_m < road_width_m) & (arc_gap_m > min_arc_gap_m) & (height_gap_m < BRIDGE_CLEARANCE_M)
+        if overlap.any():
+            i, j = np.argwhere(overlap)[0]
+            i_m, j_m = cumulative_m[start + i], cumulative_m[j]
+            raise TrackError(
+                f"track {where}: the road overlaps itself: the centre line at {i_m:.0f} m and at {j_m:.0f} m is "
+                f"{planar_m[i, j]:.1f} m apart in plan view, less than the road width {road_width_m:g} m "
+                "(a narrower --road-width may fit)"
+            )

@@ -1,0 +1,202 @@
+"""VecRaceEnv: determinism, batching, observations, rewards, cutoffs, frozen cars, scripted drivers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trackrl.config import EnvironmentConfig, RewardsConfig
+from trackrl.sim.actions import ACTION_NAMES, ACTIONS, N_ACTIONS
+from trackrl.sim.camera import CAR, OFF_ROAD, ROAD, SKY
+from trackrl.sim.drivers import braking_driver_actions, follow_centerline_actions
+from trackrl.sim.env import VecRaceEnv
+from trackrl.sim.observation import (
+    MINI_RACE_TIME_MEAN_ACTIONS,
+    MINI_RACE_TIME_STD_ACTIONS,
+    float_input_dim,
+    float_input_layout,
+    float_inputs_mean,
+    float_inputs_std,
+)
+from trackrl.sim.rollout import simulate_actions
+from trackrl.sim.track import load_track
+
+NOTHING = ACTION_NAMES.index("nothing")
+
+
+def test_action_table_is_linesight_order() -> None:
+    assert N_ACTIONS == 12 and ACTIONS.shape == (12, 4) and ACTIONS.dtype == bool
+    assert ACTION_NAMES[0] == "accel" and ACTION_NAMES[6] == "brake"
+    assert ACTIONS[0].tolist() == [True, False, False, False]
+    assert ACTIONS[6].tolist() == [False, True, False, False]
+    assert ACTIONS[11].tolist() == [True, True, False, True]
+    assert len({tuple(row) for row in ACTIONS.tolist()}) == 12
+
+
+def test_float_layout_dimension_and_normalisation() -> None:
+    config = EnvironmentConfig()
+    layout = float_input_layout(config)
+    assert float_input_dim(config) == 1 + 5 * 4 + 3 + 3 + 3 + 40 * 3 + 1 == 151
+    assert layout[0] == ("mini_race_time_actions", slice(0, 1))
+    assert sum(s.stop - s.start for _, s in layout) == 151
+    mean, std = float_inputs_mean(config), float_inputs_std(config)
+    assert mean.shape == std.shape == (151,) and mean.dtype == np.float32 and np.all(std > 0)
+    assert (mean[0], std[0]) == (MINI_RACE_TIME_MEAN_ACTIONS, MINI_RACE_TIME_STD_ACTIONS)
+    small = EnvironmentConfig(n_prev_actions_in_inputs=2, n_zone_centers_in_inputs=8)
+    assert float_input_dim(small) == 1 + 8 + 3 + 3 + 3 + 24 + 1
+
+
+def run_random(env: VecRaceEnv, n_steps: int, seed: int) -> list:
+    rng = np.random.default_rng(seed)
+    outputs = [env.reset()]
+    for _ in range(n_steps):
+        outputs.append(env.step(rng.integers(0, N_ACTIONS, env.num_cars)))
+    return outputs
+
+
+def test_same_actions_give_identical_results() -> None:
+    track = load_track("a01")
+    first = run_random(VecRaceEnv(track, 4), 60, seed=3)
+    second = run_random(VecRaceEnv(track, 4), 60, seed=3)
+    for a, b in zip(first[1:], second[1:], strict=True):
+        for field in ("images", "floats", "rewards", "race_time_ms", "positions_m", "terminated", "truncated"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+def test_batched_car_equals_single_car() -> None:
+    track = load_track("hills")
+    rng = np.random.default_rng(7)
+    actions = np.where(rng.random((120, 5)) < 0.7, 0, rng.integers(0, N_ACTIONS, (120, 5)))
+    batched = VecRaceEnv(track, 5)
+    batched_results = [batched.step(a) for a in actions]
+    for car in (0, 3):
+        single = VecRaceEnv(track, 1)
+        for step, a in enumerate(actions[:, car]):
+            result = single.step(np.array([a]))
+            np.testing.assert_array_equal(result.floats[0], batched_results[step].floats[car])
+            np.testing.assert_array_equal(result.images[0], batched_results[step].images[car])
+            assert result.rewards[0] == batched_results[step].rewards[car]
+            assert result.race_time_ms[0] == batched_results[step].race_time_ms[car]
+
+
+def test_observation_shapes_types_and_ranges() -> None:
+    env = VecRaceEnv(load_track("a01"), 3)
+    images, floats = env.reset()
+    assert images.shape == (3, 1, 64, 64) and images.dtype == np.uint8
+    assert floats.shape == (3, env.float_input_dim) and floats.dtype == np.float32
+    assert env.image_shape == (1, 64, 64) and env.action_duration_ms == 50
+    layout = dict(float_input_layout(env.env_config))
+    result = None
+    for _ in range(40):
+        result = env.step(np.array([0, 1, 6]))
+    floats = result.floats
+    assert np.all(np.isfinite(floats)) and np.all(floats[:, 0] == 0.0)
+    previous = floats[:, layout["previous_actions"]].reshape(3, 5, 4)
+    np.testing.assert_array_equal(previous[:, 0], ACTIONS[[0, 1, 6]].astype(np.float32))
+    velocity = floats[:, layout["velocity_car_frame_mps"]]
+    np.testing.assert_allclose(np.linalg.norm(velocity[:, [0, 2]], axis=1), result.speed_mps, rtol=1e-5)
+    zones = floats[:, layout["zone_centers_car_frame_m"]].reshape(3, 40, 3)
+    assert np.all(np.diff(zones[0, :6, 2]) > 0)  # on the straight start, zone centres lie further and further ahead
+    np.testing.assert_allclose(zones[0, :6, 0], 0.0, atol=0.5)  # straight ahead (car frame x = left)
+    distance = floats[:, layout["distance_to_finish_m"]][:, 0]
+    np.testing.assert_allclose(distance, np.minimum(env.track.length_m - result.progress_m, 700.0), rtol=1e-5)
+    # Image: sky at the top, the car's silhouette at the bottom centre, road just ahead of it, off-road at the sides.
+    image = result.images[0, 0]
+    car_rows, car_columns = np.nonzero(image == CAR)
+    assert np.all(image[0] == SKY) and car_rows.min() > 32 and abs(car_columns.mean() - 31.5) < 0.5
+    assert image[car_rows.min() - 4, 32] in (ROAD, 190)  # road (or a centre dash) straight ahead of the car
+    assert (image[:, :6] == OFF_ROAD).any() and (image[:, -6:] == OFF_ROAD).any()  # off-road at both sides
+
+
+def test_image_shows_the_road_on_the_side_the_car_must_turn_to() -> None:
+    env = VecRaceEnv(load_track("a01"), 1)
+    env.set_car_state(0, (20.0, 0.0), -0.5, (0.0, 0.0))  # pointing 0.5 rad to the left of the road
+    far_rows = env.step(np.array([NOTHING])).images[0, 0, 26:33]  # ground 20-60 m ahead
+    road_columns = np.nonzero(far_rows == ROAD)[1]
+    assert road_columns.size > 50 and road_columns.mean() > 38  # the road ahead appears on the right
+
+
+def test_rewards_match_the_formula_including_shaping() -> None:
+    rewards_config = RewardsConfig(shaped_reward_dist_to_cur_vcp=-0.1)
+    env = VecRaceEnv(load_track("a01"), 1, rewards_config=rewards_config, render_images=False)
+    zones = env.track.zone_centers(10.0)
+
+    def potential(position: np.ndarray, progress_m: float) -> float:
+        current = min(int(progress_m // 10.0) + 1, len(zones) - 1)
+        return -0.1 * np.clip(np.linalg.norm(zones[current] - position), 2.0, 25.0)
+
+    position, progress = env.track.centerline_m[0], 0.0
+    for step in range(100):
+        result = env.step(np.array([0 if step % 7 else 2]))
+        expected = -0.0012 * 50 + 0.01 * (result.progress_m[0] - progress)
+        expected += potential(result.positions_m[0], result.progress_m[0]) - potential(position, progress)
+        assert result.rewards[0] == pytest.approx(expected, abs=1e-5)
+        position, progress = result.positions_m[0], result.progress_m[0]
+
+
+def test_no_progress_cutoff_and_frozen_cars() -> None:
+    env = VecRaceEnv(load_track("a01"), 2, render_images=False)
+    for step in range(1, 60):  # noqa: B007 (step is used after the loop)
+        result = env.step(np.array([NOTHING, 0]))
+        if result.truncated[0]:
+            break
+    assert step == 40 and result.race_time_ms[0] == 2000 and not result.finished[0]  # 2,000 ms without a new zone
+    frozen = env.step(np.array([0, 0]))
+    assert frozen.rewards[0] == 0.0 and frozen.truncated[0] and frozen.race_time_ms[0] == 2000
+    np.testing.assert_array_equal(frozen.positions_m[0], result.positions_m[0])
+    assert not frozen.truncated[1]  # the other car keeps racing
+    _, floats = env.reset(np.array([0]))
+    assert floats.shape == (2, env.float_input_dim)
+    after_reset = env.step(np.array([0, 0]))
+    assert not after_reset.truncated[0] and after_reset.race_time_ms[0] == 50
+
+
+def test_race_time_limit_reports_the_limit() -> None:
+    config = EnvironmentConfig(cutoff_rollout_if_race_not_finished_within_duration_ms=1_030)
+    env = VecRaceEnv(load_track("technical"), 1, env_config=config, render_images=False)
+    for step in range(1, 100):  # noqa: B007 (step is used after the loop)
+        result = env.step(np.array([0]))
+        if result.truncated[0]:
+            break
+    assert step == 21 and result.race_time_ms[0] == 1_030 and not result.terminated[0]
+
+
+def drive(track_name: str, driver, n_cars: int = 1) -> tuple[np.ndarray, list[int]]:
+    env = VecRaceEnv(load_track(track_name), n_cars, render_images=False)
+    _, floats = env.reset()
+    actions: list[int] = []
+    for _ in range(6000):
+        step_actions = driver(floats, env.env_config)
+        actions.append(int(step_actions[0]))
+        result = env.step(step_actions)
+        floats = result.floats
+        if np.all(result.terminated | result.truncated):
+            break
+    assert np.all(result.finished), f"{track_name}: the scripted driver did not finish ({result.progress_m} m)"
+    return result.race_time_ms, actions
+
+
+@pytest.mark.parametrize("track_name", ["easy", "a01"])
+def test_full_throttle_line_follower_finishes(track_name: str) -> None:
+    race_time_ms, actions = drive(track_name, follow_centerline_actions)
+    assert race_time_ms[0] % 10 == 0 and 0 < race_time_ms[0] <= 50 * len(actions)
+    # The rollout re-simulation reproduces the race exactly (used by `trackrl replay`).
+    replay = simulate_actions(load_track(track_name), actions)
+    assert replay.finished and replay.race_time_ms == race_time_ms[0] and replay.n_actions == len(actions)
+    assert replay.positions_m.shape == (len(actions) + 1, 3) and replay.rewards.shape == (len(actions),)
+
+
+def test_braking_driver_finishes_the_technical_track() -> None:
+    def careful(floats: np.ndarray, config: EnvironmentConfig) -> np.ndarray:
+        return braking_driver_actions(floats, config, grip_margin=0.7)
+
+    race_time_ms, _ = drive("technical", careful)
+    assert 60_000 < race_time_ms[0] < 120_000
+
+
+def test_bad_actions_are_rejected() -> None:
+    env = VecRaceEnv(load_track("easy"), 2, render_images=False)
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.array([0]))
+    with pytest.raises(ValueError, match=r"\[0, 12\)"):
+        env.step(np.array([0, 12]))

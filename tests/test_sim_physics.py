@@ -1,0 +1,162 @@
+"""Car physics invariants: walls, top speed, braking, grip, slopes, exact finish time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trackrl.config import EnvironmentConfig
+from trackrl.sim.actions import ACTION_NAMES
+from trackrl.sim.car import DEFAULT_CAR, CarParams
+from trackrl.sim.env import VecRaceEnv
+from trackrl.sim.track import Track, load_track
+
+ACCEL, ACCEL_RIGHT, NOTHING, BRAKE = (ACTION_NAMES.index(n) for n in ("accel", "accel+right", "nothing", "brake"))
+LONG_RACE = EnvironmentConfig(cutoff_rollout_if_no_vcp_passed_within_duration_ms=300_000)
+
+
+def straight_track(length_m: float, width_m: float = 16.0, slope: float = 0.0) -> Track:
+    x = np.linspace(0.0, length_m, round(length_m / 0.5) + 1)
+    return Track("straight", np.stack([x, slope * x, np.zeros_like(x)], axis=1), width_m)
+
+
+def distance_to_polyline(points_xz: np.ndarray, line_xz: np.ndarray) -> np.ndarray:
+    """Independent brute-force planar distance of each point to a polyline."""
+    a, b = line_xz[:-1], line_xz[1:]
+    ab = b - a
+    t = np.clip(np.einsum("pij,ij->pi", points_xz[:, None] - a[None], ab) / np.einsum("ij,ij->i", ab, ab), 0, 1)
+    nearest = a[None] + t[..., None] * ab[None]
+    return np.linalg.norm(points_xz[:, None] - nearest, axis=2).min(axis=1)
+
+
+@pytest.mark.parametrize("angle_deg", [10.0, 45.0, 90.0])
+def test_no_passing_through_walls_at_80_mps(angle_deg: float) -> None:
+    track = straight_track(600.0)
+    env = VecRaceEnv(track, 1, env_config=LONG_RACE, render_images=False)
+    heading = np.deg2rad(angle_deg)  # towards the right wall (+z)
+    env.set_car_state(0, (100.0, 0.0), heading, (80 * np.cos(heading), 80 * np.sin(heading)))
+    limit_m = track.road_width_m / 2 - DEFAULT_CAR.car_half_width_m
+    speeds = []
+    for _ in range(60):
+        result = env.step(np.array([ACCEL_RIGHT]))
+        assert abs(result.positions_m[0, 2]) <= limit_m + 1e-9  # z is the lateral offset on this track
+        speeds.append(result.speed_mps[0])
+    assert env.wall_contact[0] or speeds[-1] < 80
+    assert speeds[0] < 80  # the impact costs speed
+
+
+def test_random_driving_stays_inside_the_road_on_a_curvy_track() -> None:
+    track = load_track("technical")
+    env = VecRaceEnv(track, 16, env_config=LONG_RACE, render_images=False)
+    rng = np.random.default_rng(1)
+    positions = []
+    for _ in range(400):
+        # Mostly throttle with random steering bursts: many wall hits at speed.
+        result = env.step(np.where(rng.random(16) < 0.6, rng.integers(0, 3, 16), rng.integers(0, 12, 16)))
+        positions.append(result.positions_m[:, [0, 2]])
+    points = np.concatenate(positions)[::7]
+    distance = distance_to_polyline(points, track.centerline_m[:, [0, 2]])
+    # Walls follow the 0.5 m centre-line segments one by one; just outside a polyline vertex the wall is the
+    # segment's straight continuation, a few millimetres from the exact distance to the polyline.
+    assert distance.max() <= track.road_width_m / 2 - DEFAULT_CAR.car_half_width_m + 5e-3
+    assert distance.max() > track.road_width_m / 2 - DEFAULT_CAR.car_half_width_m - 0.1  # walls were hit
+
+
+def terminal_speed_mps(car: CarParams) -> float:
+    """Solve A0 (1 − v / v_cut) = c v² + r for v (engine force = resistance)."""
+    a = car.drag_per_m
+    b = car.engine_accel_at_standstill_mps2 / car.engine_cutoff_speed_mps
+    c = car.rolling_resistance_mps2 - car.engine_accel_at_standstill_mps2
+    return (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
+
+
+def test_top_speed_is_reached_and_bounded() -> None:
+    env = VecRaceEnv(straight_track(4000.0), 1, env_config=LONG_RACE, render_images=False)
+    speeds = np.array([env.step(np.array([ACCEL])).speed_mps[0] for _ in range(1600)])  # 80 s of throttle
+    v_terminal = terminal_speed_mps(DEFAULT_CAR)
+    assert 78.0 < v_terminal < 82.0  # "up to about 80 m/s"
+    assert np.all(np.diff(speeds) >= -1e-12)  # accelerates monotonically on flat ground
+    assert speeds.max() <= v_terminal + 1e-6
+    assert speeds[-1] > v_terminal - 1.0
+
+
+def braking_distance_m(speed_mps: float) -> float:
+    env = VecRaceEnv(straight_track(800.0), 1, env_config=LONG_RACE, render_images=False)
+    env.set_car_state(0, (10.0, 0.0), 0.0, (speed_mps, 0.0))
+    for _ in range(400):
+        result = env.step(np.array([BRAKE]))
+        if env.velocities_mps[0, 0] <= 0.0:  # stopped (holding brake at standstill then reverses)
+            return result.positions_m[0, 0] - 10.0
+    raise AssertionError("the car did not stop")
+
+
+def test_braking_distance_grows_with_speed_and_matches_the_brake_force() -> None:
+    speeds = [10.0, 20.0, 40.0, 60.0, 75.0]
+    distances = [braking_distance_m(v) for v in speeds]
+    assert np.all(np.diff(distances) > 0)
+    car = DEFAULT_CAR
+    for v, d in zip(speeds, distances, strict=True):
+        # Brakes alone: v²/2B. Drag and rolling resistance only shorten it; discretisation adds < 1 step of travel.
+        assert d <= v * v / (2 * car.brake_decel_mps2) + v * 0.05
+        assert d >= v * v / (2 * (car.brake_decel_mps2 + car.drag_per_m * v * v + car.rolling_resistance_mps2)) - 0.5
+
+
+def steer_left_for_one_second(speed_mps: float) -> tuple[bool, float, float]:
+    """On open ground (200 m wide): (slid?, max lateral acceleration, min turn radius of the path)."""
+    env = VecRaceEnv(straight_track(600.0, width_m=200.0), 1, env_config=LONG_RACE, render_images=False)
+    env.set_car_state(0, (100.0, 0.0), 0.0, (speed_mps, 0.0))
+    slid, velocities = False, [env.velocities_mps[0]]
+    for _ in range(20):
+        env.step(np.array([ACTION_NAMES.index("left")]))
+        slid |= bool(env.sliding[0])
+        velocities.append(env.velocities_mps[0])
+    v = np.array(velocities)
+    direction = np.unwrap(np.arctan2(v[:, 1], v[:, 0]))
+    speed = np.linalg.norm(v, axis=1)
+    turn_rate = np.abs(np.diff(direction)) / 0.05  # rad/s of the velocity vector
+    lateral_accel = turn_rate * 0.5 * (speed[1:] + speed[:-1])
+    return slid, lateral_accel.max(), (0.5 * (speed[1:] + speed[:-1]) / np.maximum(turn_rate, 1e-9)).min()
+
+
+def test_grip_limit_slow_turns_grip_fast_turns_slide() -> None:
+    car = DEFAULT_CAR
+    grip_mps2 = car.grip_coefficient * car.gravity_mps2
+    slid, lateral, radius = steer_left_for_one_second(15.0)
+    kappa = car.max_steer_curvature_per_m / (1 + (15.0 / car.steer_reference_speed_mps) ** 2)
+    assert not slid and lateral < grip_mps2
+    assert radius == pytest.approx(1 / kappa, rel=0.05)  # follows the steering geometry
+    slid, lateral, radius = steer_left_for_one_second(60.0)
+    assert slid  # asks for more than the friction circle: slides
+    assert lateral <= grip_mps2 * 1.02  # the tyres never give more than μ g sideways
+    assert radius >= 60.0**2 / grip_mps2 * 0.95
+
+
+def test_gravity_slows_the_car_uphill() -> None:
+    flat = VecRaceEnv(straight_track(400.0), 1, env_config=LONG_RACE, render_images=False)
+    uphill = VecRaceEnv(straight_track(400.0, slope=0.08), 1, env_config=LONG_RACE, render_images=False)
+    for env in (flat, uphill):
+        env.set_car_state(0, (5.0, 0.0), 0.0, (30.0, 0.0))
+    for _ in range(40):
+        v_flat = flat.step(np.array([NOTHING])).speed_mps[0]
+        v_up = uphill.step(np.array([NOTHING])).speed_mps[0]
+    # 2 s coasting: the extra deceleration is g sinθ cosθ (planar) with tan θ = 0.08.
+    theta = np.arctan(0.08)
+    assert v_flat - v_up == pytest.approx(9.81 * np.sin(theta) * np.cos(theta) * 2.0, rel=0.05)
+
+
+def test_finish_time_is_exact_at_tick_resolution() -> None:
+    # No drag, no rolling resistance: coasting at exactly 20 m/s = 0.2 m per 10 ms tick. The finish plane
+    # is 100.05 m from the start, so it is crossed during tick ceil(100.05 / 0.2) = 501: race time 5010 ms,
+    # although actions only end at multiples of 50 ms.
+    x = np.linspace(0.0, 100.05, 201)
+    track = Track("exact", np.stack([x, np.zeros_like(x), np.zeros_like(x)], axis=1), 16.0)
+    frictionless = CarParams(drag_per_m=0.0, rolling_resistance_mps2=0.0)
+    env = VecRaceEnv(track, 1, render_images=False, car_params=frictionless)
+    env.set_car_state(0, (0.0, 0.0), 0.0, (20.0, 0.0))
+    for step in range(1, 200):  # noqa: B007 (step is used after the loop)
+        result = env.step(np.array([NOTHING]))
+        if result.terminated[0]:
+            break
+    assert step == 101  # ticks 501..505
+    assert result.finished[0] and result.race_time_ms[0] == 5010
+    assert result.progress_m[0] == pytest.approx(100.05)

@@ -1,0 +1,133 @@
+"""Reference lap: a lower bound on what drivers achieve in the simulator, and a sensible one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trackrl.config import EnvironmentConfig
+from trackrl.sim.car import DEFAULT_CAR
+from trackrl.sim.drivers import braking_driver_actions, follow_centerline_actions
+from trackrl.sim.env import VecRaceEnv
+from trackrl.sim.reference import minimum_curvature_offsets, path_curvature_per_m, reference_lap
+from trackrl.sim.track import Track, load_track, resample_centerline
+
+LONG_RACE = EnvironmentConfig(cutoff_rollout_if_no_vcp_passed_within_duration_ms=300_000)
+
+
+def best_scripted_time_ms(track: Track) -> int:
+    """Best finish of several scripted drivers (line follower and braking drivers with several margins)."""
+    drivers = [lambda f, c: follow_centerline_actions(f, c)] + [
+        (lambda f, c, g=g: braking_driver_actions(f, c, grip_margin=g)) for g in (0.7, 0.85, 1.0)
+    ]
+    env = VecRaceEnv(track, len(drivers), render_images=False)
+    _, floats = env.reset()
+    for _ in range(4000):
+        actions = np.concatenate([driver(floats[i : i + 1], env.env_config) for i, driver in enumerate(drivers)])
+        result = env.step(actions)
+        floats = result.floats
+        if np.all(result.terminated | result.truncated):
+            break
+    assert result.finished.any()
+    return int(result.race_time_ms[result.finished].min())
+
+
+def terminal_speed_mps() -> float:
+    car = DEFAULT_CAR
+    a, b = car.drag_per_m, car.engine_accel_at_standstill_mps2 / car.engine_cutoff_speed_mps
+    c = car.rolling_resistance_mps2 - car.engine_accel_at_standstill_mps2
+    return (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
+
+
+@pytest.mark.parametrize("track_name", ["easy", "a01"])
+def test_reference_beats_scripted_drivers_and_a_trivial_bound(track_name: str) -> None:
+    track = load_track(track_name)
+    reference = reference_lap(track)
+    assert track.length_m / terminal_speed_mps() * 1000 < reference.race_time_ms
+    scripted_ms = best_scripted_time_ms(track)
+    assert reference.race_time_ms <= scripted_ms
+    assert scripted_ms < 1.3 * reference.race_time_ms  # and it is not absurdly optimistic
+
+
+def test_reference_on_a_straight_matches_full_throttle_in_the_sim() -> None:
+    # On a straight, full throttle is the optimal driving: the reference must be at most the simulated time
+    # (which is rounded up to the 10 ms tick) and within the discretisation error of it.
+    x = np.linspace(0.0, 600.0, 1201)
+    track = Track("straight", np.stack([x, np.zeros_like(x), np.zeros_like(x)], axis=1), 16.0)
+    env = VecRaceEnv(track, 1, env_config=LONG_RACE, render_images=False)
+    for _ in range(2000):
+        result = env.step(np.array([0]))
+        if result.terminated[0]:
+            break
+    reference = reference_lap(track)
+    assert reference.race_time_ms <= result.race_time_ms[0] < reference.race_time_ms * 1.01
+    np.testing.assert_allclose(reference.line_m[:, 2], 0.0, atol=1e-6)  # the straight line is optimal
+
+
+def test_climbing_is_slower_than_flat() -> None:
+    x = np.linspace(0.0, 500.0, 1001)
+    flat = Track("flat", np.stack([x, np.zeros_like(x), np.zeros_like(x)], axis=1), 16.0)
+    climb = Track("climb", np.stack([x, 0.06 * x, np.zeros_like(x)], axis=1), 16.0)
+    assert reference_lap(climb).race_time_ms > reference_lap(flat).race_time_ms
+
+
+def test_minimum_curvature_line_cuts_the_corner_within_the_road() -> None:
+    # 90 degree right turn of radius 30 m between two straights, 16 m road.
+    from trackrl.sim.tracks import Arc, Straight, build_centerline
+
+    points = resample_centerline(build_centerline([Straight(80), Arc(30, 90), Straight(80)]), 0.5)
+    track = Track("corner", points, 16.0)
+    reference = reference_lap(track)
+    limit_m = 16.0 / 2 - DEFAULT_CAR.car_half_width_m
+    n = len(track.centerline_m)
+    line_indices = np.unique(np.append(np.arange(0, n, 4), n - 1))  # one line point every 2 m, and the finish
+    line_xz, centre_xz = reference.line_m[:, [0, 2]], track.centerline_m[line_indices][:, [0, 2]]
+    offsets = np.linalg.norm(line_xz - centre_xz, axis=1)
+    assert offsets.max() <= limit_m + 1e-6 and offsets[0] == pytest.approx(0.0, abs=1e-9)
+    line_curvature = path_curvature_per_m(line_xz)[1:-1].max()
+    assert line_curvature < 0.8 / 30.0  # clearly straighter than the 30 m centre-line radius
+    # Grip limit respected everywhere along the line; start from standstill.
+    kappa = path_curvature_per_m(line_xz)
+    grip = DEFAULT_CAR.grip_coefficient * DEFAULT_CAR.gravity_mps2
+    assert reference.speed_mps[0] == 0.0
+    assert np.all(reference.speed_mps**2 * kappa <= grip * (1 + 1e-9))
+    assert np.all(np.diff(reference.time_s) > 0)
+
+
+def test_minimum_curvature_solution_is_optimal_for_a_small_problem() -> None:
+    # Compare with brute force: random feasible perturbations never lower the objective.
+    rng = np.random.default_rng(0)
+    angle = np.linspace(0, np.pi / 2, 25)
+    centre = np.stack([40 * np.sin(angle), 40 * (1 - np.cos(angle))], axis=1)
+    tangent = np.gradient(centre, axis=0)
+    tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
+    normal = np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)
+    offsets = minimum_curvature_offsets(centre, normal, 3.0)
+
+    def objective(n: np.ndarray) -> float:
+        p = centre + n[:, None] * normal
+        return float(np.sum((p[:-2] - 2 * p[1:-1] + p[2:]) ** 2))
+
+    assert np.all(np.abs(offsets) <= 3.0 + 1e-9) and offsets[0] == 0.0
+    best = objective(offsets)
+    for _ in range(200):
+        trial = np.clip(offsets + rng.normal(0, 0.05, len(offsets)), -3.0, 3.0)
+        trial[0] = 0.0
+        assert objective(trial) >= best - 1e-9
+
+
+def test_reference_is_cached() -> None:
+    track = load_track("a01")
+    assert reference_lap(track) is reference_lap(load_track("a01"))
+
+
+def test_shortest_path_hugs_the_inside_of_a_corner() -> None:
+    from trackrl.sim.reference import shortest_path_offsets
+
+    angle = np.linspace(0, np.pi / 2, 60)  # quarter circle of radius 40 m turning right, 14 m usable width
+    centre = np.stack([40 * np.sin(angle), 40 * (1 - np.cos(angle))], axis=1)
+    normal = np.stack([-np.sin(angle), np.cos(angle)], axis=1)  # right normal (−t_z, t_x): towards the centre
+    offsets = shortest_path_offsets(centre, normal, 7.0)
+    path = centre + offsets[:, None] * normal
+    assert np.linalg.norm(np.diff(path, axis=0), axis=1).sum() < np.linalg.norm(np.diff(centre, axis=0), axis=1).sum()
+    assert offsets[len(offsets) // 2] == pytest.approx(7.0)  # on the inside limit at the apex
