@@ -1,0 +1,197 @@
+"""The learner: one gradient step of IQN with the configured target (max / DDQN / Munchausen).
+
+sample → resample NoisyNet noise (online and target) → target quantiles (no grad) → quantile Huber loss weighted by the
+importance weights → backward → clip_grad_norm → AdamW step (decoupled decay λ·lr with λ = weight_decay_lr_ratio)
+→ target update (soft Polyak τ every batch, or hard copy every N batches) → priorities = per-sample loss.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from trackrl.agent.losses import bootstrap_target, greedy_actions, munchausen_target, quantile_huber_loss
+from trackrl.agent.networks import IQNNetwork, build_network
+from trackrl.config.schema import TrackRLConfig
+from trackrl.errors import UserError
+from trackrl.replay.batch import ReplayBatch
+from trackrl.replay.buffer import ReplayBuffer
+
+
+class LearnerStateError(UserError, ValueError):
+    """A saved learner state does not fit this config's networks."""
+
+
+@dataclass
+class LearnerStepResult:
+    loss: float
+    mean_q: float  # mean over the batch and quantiles of Z(s_t, a_t) from the online net
+    grad_norm: float  # total L2 norm of the gradients before clipping
+    new_priorities: np.ndarray  # per-sample loss (B,), float32
+
+
+def decay_parameter_groups(network: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices/kernels only: not on biases, norm gains, or NoisyNet σ (decaying σ would
+    switch exploration off for a reason unrelated to the loss)."""
+    decay, no_decay = [], []
+    for name, parameter in network.named_parameters():
+        if parameter.ndim >= 2 and "sigma" not in name:
+            decay.append(parameter)
+        else:
+            no_decay.append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def batch_to_tensors(batch: ReplayBatch, device: torch.device) -> dict[str, Tensor | None]:
+    def to_device(array: np.ndarray | None) -> Tensor | None:
+        return None if array is None else torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+    return {name: to_device(getattr(batch, name)) for name in batch.__dataclass_fields__}
+
+
+def concat_optional(first: Tensor | None, second: Tensor | None) -> Tensor | None:
+    return None if first is None else torch.cat([first, second], dim=0)
+
+
+class Learner:
+    def __init__(
+        self,
+        config: TrackRLConfig,
+        float_input_dim: int,
+        float_inputs_mean: np.ndarray,
+        float_inputs_std: np.ndarray,
+        device: str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        torch.manual_seed(seed)  # torch's global RNG draws the initial weights, the τ samples and the NoisyNet noise
+        self.config = config
+        self.device = torch.device(device)
+        self.online_network: IQNNetwork = build_network(
+            config, float_input_dim, float_inputs_mean, float_inputs_std
+        ).to(self.device)
+        self.target_network: IQNNetwork = copy.deepcopy(self.online_network)
+        self.target_network.requires_grad_(False)
+        # eval(): spectral norm then uses the stored power-iteration vectors instead of updating them in place.
+        self.target_network.eval()
+        training = config.training
+        # AdamW decays by lr·weight_decay per step, so weight_decay = ratio gives decay = weight_decay_lr_ratio · lr.
+        self.optimizer = torch.optim.AdamW(
+            decay_parameter_groups(self.online_network, training.weight_decay_lr_ratio),
+            lr=training.lr_schedule[0][1],
+            betas=(training.adam_beta1, training.adam_beta2),
+            eps=training.adam_epsilon,
+        )
+        self.batches_done = 0
+
+    def compute_targets(self, batch: dict[str, Tensor | None]) -> Tensor:
+        """T_j (B, N') for the configured target; no gradient."""
+        nn_config, btr = self.config.nn, self.config.btr
+        n_target = nn_config.iqn_n
+        returns, discounts, actions = batch["returns"], batch["discounts"], batch["actions"]
+        with torch.no_grad():
+            if btr.use_munchausen:
+                # One target pass over [s_t; s_{t+n}]: the log-policy bonus needs q̄(s_t,·), the soft value Z̄(s',·).
+                images = concat_optional(batch["state_images"], batch["next_images"])
+                floats = torch.cat([batch["state_floats"], batch["next_floats"]], dim=0)
+                quantiles, _ = self.target_network(images, floats, n_target)
+                current, following = quantiles.split(actions.shape[0], dim=0)
+                return munchausen_target(
+                    returns,
+                    discounts,
+                    actions,
+                    current,
+                    following,
+                    btr.munchausen_entropy_tau,
+                    btr.munchausen_alpha,
+                    btr.munchausen_lo,
+                )
+            next_target_quantiles, _ = self.target_network(batch["next_images"], batch["next_floats"], n_target)
+            if self.config.training.use_ddqn:
+                # Double DQN: the online net chooses a*, the target net evaluates it.
+                next_online_quantiles, _ = self.online_network(batch["next_images"], batch["next_floats"], n_target)
+                next_actions = greedy_actions(next_online_quantiles)
+            else:
+                next_actions = greedy_actions(next_target_quantiles)
+            return bootstrap_target(returns, discounts, next_target_quantiles, next_actions)
+
+    def train_step(self, batch: ReplayBatch, learning_rate: float) -> LearnerStepResult:
+        tensors = batch_to_tensors(batch, self.device)
+        if self.config.btr.use_noisy_linear:
+            self.online_network.reset_noise()
+            self.target_network.reset_noise()
+        targets = self.compute_targets(tensors)
+
+        n_online = self.config.nn.iqn_n
+        quantiles, taus = self.online_network(tensors["state_images"], tensors["state_floats"], n_online)
+        index = tensors["actions"][:, None, None].expand(-1, n_online, 1)
+        chosen_quantiles = quantiles.gather(2, index).squeeze(2)  # Z_{τ_i}(s_t, a_t), (B, N)
+        loss, per_sample_loss = quantile_huber_loss(
+            chosen_quantiles, targets, taus, self.config.nn.iqn_kappa, tensors["weights"]
+        )
+
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self.online_network.parameters(), self.config.training.clip_grad_norm)
+        self.optimizer.step()
+        self.batches_done += 1
+        self.update_target_network()
+        return LearnerStepResult(
+            loss=float(loss.detach()),
+            mean_q=float(chosen_quantiles.detach().mean()),
+            grad_norm=float(grad_norm),
+            new_priorities=per_sample_loss.cpu().numpy().astype(np.float32),
+        )
+
+    def update_target_network(self) -> None:
+        training = self.config.training
+        if training.target_update == "soft":
+            # Polyak averaging θ' ← (1−τ)θ' + τθ on parameters and buffers (e.g. spectral-norm power-iteration u, v).
+            online_state = self.online_network.state_dict()
+            target_state = self.target_network.state_dict()
+            with torch.no_grad():
+                for name, target_value in target_state.items():
+                    if target_value.is_floating_point():
+                        target_value.lerp_(online_state[name], training.soft_update_tau)
+        elif self.batches_done % training.hard_update_period_batches == 0:
+            self.target_network.load_state_dict(self.online_network.state_dict())
+
+    def learn(
+        self, buffer: ReplayBuffer, learning_rate: float, gamma: float, mini_race_duration_actions: int
+    ) -> LearnerStepResult:
+        batch = buffer.sample(self.config.training.batch_size, gamma, mini_race_duration_actions)
+        result = self.train_step(batch, learning_rate)
+        buffer.update_priorities(batch.indices, result.new_priorities)
+        return result
+
+    def inference_state_dict(self) -> dict[str, Tensor]:
+        """Online weights on the CPU, detached: what collectors load into their copy of the network."""
+        return {k: v.detach().cpu().clone() for k, v in self.online_network.state_dict().items()}
+
+    def state_dict(self) -> dict:
+        return {
+            "online": self.online_network.state_dict(),
+            "target": self.target_network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "batches_done": self.batches_done,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        missing = {"online", "target", "optimizer", "batches_done"} - set(state)
+        if missing:
+            raise LearnerStateError(f"learner state is missing {sorted(missing)}")
+        try:
+            self.online_network.load_state_dict(state["online"])
+            self.target_network.load_state_dict(state["target"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise LearnerStateError(
+                f"saved learner weights do not match this config's network (nn/btr switches changed?): {error}"
+            ) from error
+        self.batches_done = int(state["batches_done"])

@@ -1,0 +1,173 @@
+"""Replay buffer: n-step returns at episode ends, mini-race resampling, ring overwrite, resizing, PER weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trackrl.errors import UserError
+from trackrl.replay import ReplayBuffer, mini_race_duration_actions
+
+FLOAT_DIM = 3
+
+
+def episode(n_transitions: int, first_reward: float = 1.0, image_shape: tuple[int, int, int] | None = None):
+    """Floats slot 1 = time index t (to identify observations), rewards first_reward, first_reward+1, ..."""
+    floats = np.zeros((n_transitions + 1, FLOAT_DIM), dtype=np.float32)
+    floats[:, 1] = np.arange(n_transitions + 1)
+    floats[:, 2] = first_reward
+    actions = np.arange(n_transitions) % 12
+    rewards = first_reward + np.arange(n_transitions, dtype=np.float32)
+    images = None
+    if image_shape is not None:
+        images = np.zeros((n_transitions + 1, *image_shape), dtype=np.uint8)
+        images[:, 0, 0, 0] = np.arange(n_transitions + 1)
+    return images, floats, actions, rewards
+
+
+def sample_all(buffer: ReplayBuffer, gamma: float, duration: int = 0, batch_size: int = 2000):
+    return buffer.sample(batch_size, gamma, duration)
+
+
+@pytest.mark.parametrize("terminated", [True, False])
+def test_nstep_returns_are_cut_at_the_episode_end(terminated: bool) -> None:
+    buffer = ReplayBuffer(100, FLOAT_DIM, None, n_steps=3, seed=1)
+    assert buffer.add_episode(*episode(5), terminated=terminated) == 5  # rewards 1, 2, 3, 4, 5
+    batch = sample_all(buffer, gamma=0.5)
+    # Hand-computed with γ = 0.5, n = 3: R_t = Σ_{k<min(3, 5−t)} 0.5^k r_{t+k}.
+    expected_return = {0: 1 + 1 + 0.75, 1: 2 + 1.5 + 1, 2: 3 + 2 + 1.25, 3: 4 + 2.5, 4: 5.0}
+    expected_steps = {0: 3, 1: 3, 2: 3, 3: 2, 4: 1}
+    t = batch.state_floats[:, 1].astype(int)
+    assert set(t.tolist()) == set(range(5))
+    for row, time_index in enumerate(t):
+        n_avail = expected_steps[time_index]
+        assert batch.returns[row] == pytest.approx(expected_return[time_index])
+        assert batch.next_floats[row, 1] == time_index + n_avail
+        assert batch.actions[row] == time_index % 12
+        reaches_end = time_index + n_avail == 5
+        expected_discount = 0.0 if (terminated and reaches_end) else 0.5**n_avail
+        assert batch.discounts[row] == pytest.approx(expected_discount)
+    np.testing.assert_array_equal(batch.weights, 1.0)
+
+
+def test_gamma_is_applied_at_sample_time() -> None:
+    buffer = ReplayBuffer(100, FLOAT_DIM, None, n_steps=2, seed=0)
+    buffer.add_episode(*episode(4), terminated=False)  # rewards 1, 2, 3, 4
+    for gamma in (0.0, 0.9, 1.0):
+        batch = sample_all(buffer, gamma=gamma, batch_size=200)
+        first = batch.state_floats[:, 1] == 0
+        assert np.allclose(batch.returns[first], 1 + gamma * 2)
+        assert np.allclose(batch.discounts[first], gamma**2)
+
+
+def test_images_follow_their_transition() -> None:
+    buffer = ReplayBuffer(100, FLOAT_DIM, (1, 4, 4), n_steps=3, seed=0)
+    buffer.add_episode(*episode(6, image_shape=(1, 4, 4)), terminated=True)
+    batch = sample_all(buffer, gamma=0.9, batch_size=300)
+    assert batch.state_images.dtype == np.uint8 and batch.state_images.shape == (300, 1, 4, 4)
+    np.testing.assert_array_equal(batch.state_images[:, 0, 0, 0], batch.state_floats[:, 1])
+    np.testing.assert_array_equal(batch.next_images[:, 0, 0, 0], batch.next_floats[:, 1])
+
+
+def test_mini_race_resamples_time_reduces_n_and_is_terminal_at_the_horizon() -> None:
+    duration, n_steps, gamma = 10, 3, 0.5
+    buffer = ReplayBuffer(1000, FLOAT_DIM, None, n_steps=n_steps, seed=2)
+    buffer.add_episode(*episode(200), terminated=False)  # long episode: the mini-race is the only cut
+    batch = sample_all(buffer, gamma=gamma, duration=duration, batch_size=5000)
+    current = batch.state_floats[:, 0]
+    assert set(current.astype(int).tolist()) == set(range(duration))  # uniform over [0, D)
+    counts = np.bincount(current.astype(int), minlength=duration)
+    assert counts.min() > 5000 / duration * 0.8
+    t = batch.state_floats[:, 1].astype(int)
+    for row in range(len(batch)):
+        c, time_index = int(current[row]), t[row]
+        n_available = min(n_steps, 200 - time_index)  # the last two transitions see fewer than n steps
+        n_eff = min(n_available, duration - c)  # reduced to 2 at c = 8 and 1 at c = 9
+        rewards = [1.0 + time_index + k for k in range(n_eff)]
+        assert batch.returns[row] == pytest.approx(sum(gamma**k * r for k, r in enumerate(rewards)))
+        assert batch.next_floats[row, 0] == c + n_eff
+        terminal = c + n_eff >= duration  # c >= 7
+        assert batch.discounts[row] == pytest.approx(0.0 if terminal else gamma**n_eff)
+    # Slots other than 0 are untouched.
+    n_available = np.minimum(n_steps, 200 - batch.state_floats[:, 1])
+    np.testing.assert_array_equal(batch.next_floats[:, 1] - batch.state_floats[:, 1], n_available)
+
+
+def test_mini_race_keeps_the_episode_end_terminal() -> None:
+    buffer = ReplayBuffer(100, FLOAT_DIM, None, n_steps=3, seed=3)
+    buffer.add_episode(*episode(2), terminated=True)  # t=0: n_avail 2, ends the race; t=1: n_avail 1
+    batch = sample_all(buffer, gamma=0.9, duration=100, batch_size=500)
+    assert np.all(batch.discounts[batch.state_floats[:, 0] < 90] == 0.0)
+
+
+def test_ring_overwrites_the_oldest_transitions() -> None:
+    buffer = ReplayBuffer(5, FLOAT_DIM, None, n_steps=1, seed=0)
+    buffer.add_episode(*episode(4, first_reward=0.0), terminated=True)
+    buffer.add_episode(*episode(4, first_reward=100.0), terminated=True)
+    assert len(buffer) == 5 and buffer.capacity == 5
+    kept_rewards = sorted(buffer.rewards[:, 0].tolist())
+    assert kept_rewards == [3.0, 100.0, 101.0, 102.0, 103.0]  # the oldest three were overwritten
+
+
+def test_episode_longer_than_capacity_keeps_its_last_transitions() -> None:
+    buffer = ReplayBuffer(4, FLOAT_DIM, None, n_steps=1, seed=0)
+    assert buffer.add_episode(*episode(10), terminated=True) == 4
+    assert sorted(buffer.rewards[:, 0].tolist()) == [7.0, 8.0, 9.0, 10.0]
+
+
+def test_resize_grow_keeps_everything_and_shrink_keeps_the_most_recent() -> None:
+    buffer = ReplayBuffer(6, FLOAT_DIM, (1, 2, 2), n_steps=2, seed=0, prioritized=True)
+    buffer.add_episode(*episode(4, first_reward=0.0, image_shape=(1, 2, 2)), terminated=True)
+    buffer.add_episode(*episode(4, first_reward=10.0, image_shape=(1, 2, 2)), terminated=False)  # wraps
+    rewards_before = buffer.rewards[:, 0].copy()
+    buffer.update_priorities(np.arange(6), np.arange(6, dtype=np.float64))
+    priority_of_reward = dict(zip(rewards_before.tolist(), buffer.sum_tree.leaf_values(np.arange(6)), strict=True))
+
+    buffer.resize(10)
+    assert len(buffer) == 6 and buffer.capacity == 10
+    # Chronological order after a resize: oldest first.
+    assert buffer.rewards[:6, 0].tolist() == [2.0, 3.0, 10.0, 11.0, 12.0, 13.0]
+    for slot in range(6):
+        assert buffer.sum_tree.leaf_values([slot])[0] == pytest.approx(priority_of_reward[buffer.rewards[slot, 0]])
+    np.testing.assert_array_equal(buffer.state_images[:6, 0, 0, 0], buffer.state_floats[:6, 1])
+    buffer.add_episode(*episode(2, first_reward=50.0, image_shape=(1, 2, 2)), terminated=True)
+    assert len(buffer) == 8
+
+    buffer.resize(3)
+    assert len(buffer) == 3 and buffer.capacity == 3
+    assert buffer.rewards[:, 0].tolist() == [13.0, 50.0, 51.0]
+    assert buffer.sum_tree.total == pytest.approx(buffer.sum_tree.leaf_values(np.arange(3)).sum())
+    batch = buffer.sample(64, gamma=0.9)
+    assert set(batch.indices.tolist()) <= {0, 1, 2}
+
+
+def test_prioritized_weights_follow_beta() -> None:
+    alpha, beta, eps = 0.5, 0.4, 1e-3
+    buffer = ReplayBuffer(4, FLOAT_DIM, None, n_steps=1, seed=0, prioritized=True,
+                          prio_alpha=alpha, prio_beta=beta, prio_epsilon=eps)
+    buffer.add_episode(*episode(4), terminated=True)
+    raw = np.array([1.0, 4.0, 9.0, 16.0])
+    buffer.update_priorities(np.arange(4), raw)
+    batch = buffer.sample(400, gamma=0.9)
+    p = (raw + eps) ** alpha
+    probability = p / p.sum()
+    w = (4 * probability) ** -beta
+    expected = w / w.max()  # w_i = (N·P(i))^{-β} / max w over the batch; every slot appears in 400 draws
+    np.testing.assert_allclose(batch.weights, expected[batch.indices], rtol=1e-5)
+
+
+def test_bad_settings_are_user_errors() -> None:
+    with pytest.raises(UserError, match="capacity"):
+        ReplayBuffer(0, FLOAT_DIM, None, n_steps=3)
+    with pytest.raises(UserError, match="n_steps"):
+        ReplayBuffer(10, FLOAT_DIM, None, n_steps=0)
+    buffer = ReplayBuffer(10, FLOAT_DIM, None, n_steps=3)
+    with pytest.raises(UserError, match="capacity"):
+        buffer.resize(0)
+    with pytest.raises(ValueError, match="floats"):
+        buffer.add_episode(None, np.zeros((3, FLOAT_DIM), np.float32), np.zeros(3), np.zeros(3), True)
+
+
+def test_mini_race_duration_in_actions() -> None:
+    assert mini_race_duration_actions(7_000, 50) == 140  # Linesight's 7 s mini-race
+    assert mini_race_duration_actions(0, 50) == 0
