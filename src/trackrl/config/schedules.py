@@ -38,23 +38,23 @@ def _segment(points: Sequence[Sequence], frames: float, speed: float) -> tuple[i
     return i, (frames - xs[i]) / (xs[i + 1] - xs[i])
 
 
-def linear_schedule(points: SchedulePoints, frames: float, global_schedule_speed: float = 1.0) -> float:
-    i, fraction = _segment(points, frames, global_schedule_speed)
+def _segment_values(points: SchedulePoints, frames: float, speed: float) -> tuple[float, float, float]:
+    """(value at the segment start, value at its end, fraction travelled) for interpolating schedules."""
+    i, fraction = _segment(points, frames, speed)
     v0 = float(points[i][1])
-    if fraction == 0.0:
-        return v0
-    v1 = float(points[i + 1][1])
+    v1 = float(points[i + 1][1]) if fraction > 0.0 else v0
+    return v0, v1, fraction
+
+
+def linear_schedule(points: SchedulePoints, frames: float, global_schedule_speed: float = 1.0) -> float:
+    v0, v1, fraction = _segment_values(points, frames, global_schedule_speed)
     return v0 + (v1 - v0) * fraction
 
 
 def exponential_schedule(points: SchedulePoints, frames: float, global_schedule_speed: float = 1.0) -> float:
     """Geometric interpolation between points; falls back to linear where a value is <= 0."""
-    i, fraction = _segment(points, frames, global_schedule_speed)
-    v0 = float(points[i][1])
-    if fraction == 0.0:
-        return v0
-    v1 = float(points[i + 1][1])
-    if v0 <= 0.0 or v1 <= 0.0:
+    v0, v1, fraction = _segment_values(points, frames, global_schedule_speed)
+    if fraction == 0.0 or v0 <= 0.0 or v1 <= 0.0:
         return v0 + (v1 - v0) * fraction
     return math.exp(math.log(v0) + (math.log(v1) - math.log(v0)) * fraction)
 
