@@ -9,7 +9,12 @@ from trackrl.config import EnvironmentConfig
 from trackrl.sim.car import DEFAULT_CAR
 from trackrl.sim.drivers import braking_driver_actions, follow_centerline_actions
 from trackrl.sim.env import VecRaceEnv
-from trackrl.sim.reference import minimum_curvature_offsets, path_curvature_per_m, reference_lap
+from trackrl.sim.reference import (
+    line_point_positions,
+    minimum_curvature_offsets,
+    path_curvature_per_m,
+    reference_lap,
+)
 from trackrl.sim.track import Track, load_track, resample_centerline
 
 LONG_RACE = EnvironmentConfig(cutoff_rollout_if_no_vcp_passed_within_duration_ms=300_000)
@@ -80,8 +85,11 @@ def test_minimum_curvature_line_cuts_the_corner_within_the_road() -> None:
     reference = reference_lap(track)
     limit_m = 16.0 / 2 - DEFAULT_CAR.car_half_width_m
     n = len(track.centerline_m)
-    line_indices = np.unique(np.append(np.arange(0, n, 4), n - 1))  # one line point every 2 m, and the finish
-    line_xz, centre_xz = reference.line_m[:, [0, 2]], track.centerline_m[line_indices][:, [0, 2]]
+    positions = line_point_positions(n)  # evenly spaced, about one line point every 2 m, ending at the finish
+    assert positions[0] == 0 and positions[-1] == n - 1 and np.ptp(np.diff(positions)) < 1e-9
+    centre_x = np.interp(positions, np.arange(n), track.centerline_m[:, 0])
+    centre_z = np.interp(positions, np.arange(n), track.centerline_m[:, 2])
+    line_xz, centre_xz = reference.line_m[:, [0, 2]], np.stack([centre_x, centre_z], axis=1)
     offsets = np.linalg.norm(line_xz - centre_xz, axis=1)
     assert offsets.max() <= limit_m + 1e-6 and offsets[0] == pytest.approx(0.0, abs=1e-9)
     line_curvature = path_curvature_per_m(line_xz)[1:-1].max()
@@ -131,3 +139,15 @@ def test_shortest_path_hugs_the_inside_of_a_corner() -> None:
     path = centre + offsets[:, None] * normal
     assert np.linalg.norm(np.diff(path, axis=0), axis=1).sum() < np.linalg.norm(np.diff(centre, axis=0), axis=1).sum()
     assert offsets[len(offsets) // 2] == pytest.approx(7.0)  # on the inside limit at the apex
+
+
+@pytest.mark.parametrize("final_straight_m", [40.0, 40.5, 41.0, 41.5])
+def test_reference_never_brakes_on_a_final_straight(final_straight_m: float) -> None:
+    # Whatever the number of centre-line points modulo the line spacing, the finish must not look like a corner:
+    # a braking zone there would make the "physics limit" beatable by simply keeping the throttle down.
+    from trackrl.sim.tracks import Arc, Straight, build_centerline
+
+    points = resample_centerline(build_centerline([Straight(60), Arc(40, 60), Straight(final_straight_m)]), 0.5)
+    reference = reference_lap(Track("ends_straight", points, 16.0))
+    last_30_m = reference.line_m.shape[0] - 15  # line points are about 2 m apart
+    assert np.all(np.diff(reference.speed_mps[last_30_m:]) >= 0.0)

@@ -53,13 +53,14 @@ def reference_lap(track: Track, car: CarParams = DEFAULT_CAR) -> ReferenceLap:
 
 
 def _compute_reference_lap(track: Track, car: CarParams) -> ReferenceLap:
-    indices = _line_indices(len(track.centerline_m))
-    centre = track.centerline_m[indices]
-    normal_right = _right_normals(track.centerline_m)[indices]
+    positions = line_point_positions(len(track.centerline_m))
+    centre = _interpolate_rows(track.centerline_m, positions)
+    normal_right = _interpolate_rows(_right_normals(track.centerline_m), positions)
+    normal_right /= np.linalg.norm(normal_right, axis=1, keepdims=True)
     limit_m = track.road_width_m / 2 - car.car_half_width_m
     curvature_offsets = minimum_curvature_offsets(centre[:, [0, 2]], normal_right, limit_m)
     shortest_offsets = shortest_path_offsets(centre[:, [0, 2]], normal_right, limit_m)
-    cos_slope, sin_slope = _slopes(track, indices)
+    cos_slope, sin_slope = _slopes(track, positions)
     laps = []
     for blend in BLENDS_TOWARDS_SHORTEST_PATH:
         offsets_m = (1 - blend) * curvature_offsets + blend * shortest_offsets  # convex: stays within the road
@@ -75,11 +76,22 @@ def _compute_reference_lap(track: Track, car: CarParams) -> ReferenceLap:
     return min(laps, key=lambda lap: lap.time_s[-1])
 
 
-def _line_indices(n_points: int) -> np.ndarray:
-    indices = np.arange(0, n_points, LINE_STEP_POINTS)
-    if indices[-1] != n_points - 1:
-        indices = np.append(indices, n_points - 1)  # the finish point
-    return indices
+def line_point_positions(n_points: int) -> np.ndarray:
+    """Fractional centre-line indices of the line's base points: evenly spaced (≈ LINE_STEP_POINTS apart) from the
+    start to the finish point.
+
+    The QPs' finite differences assume even spacing; a short last segment would put a spurious kink (and so a braking
+    zone) just before the finish, making the "limit" beatable.
+    """
+    n_segments = max(1, round((n_points - 1) / LINE_STEP_POINTS))
+    return np.linspace(0.0, n_points - 1, n_segments + 1)
+
+
+def _interpolate_rows(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Rows of `values` linearly interpolated at fractional row `positions` (exact at integer positions)."""
+    lower = np.minimum(np.floor(positions).astype(np.int64), len(values) - 2)
+    fraction = (positions - lower)[:, None]
+    return values[lower] * (1.0 - fraction) + values[lower + 1] * fraction
 
 
 def _right_normals(centerline_m: np.ndarray) -> np.ndarray:
@@ -91,11 +103,11 @@ def _right_normals(centerline_m: np.ndarray) -> np.ndarray:
     return np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)
 
 
-def _slopes(track: Track, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _slopes(track: Track, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """cos θ and sin θ of the centre-line segment starting at each index (the last: the last segment)."""
     delta = np.diff(track.centerline_m, axis=0)
     slope = np.arctan2(delta[:, 1], np.hypot(delta[:, 0], delta[:, 2]))
-    seg = np.minimum(indices, len(delta) - 1)
+    seg = np.minimum(np.floor(positions).astype(np.int64), len(delta) - 1)
     return np.cos(slope[seg]), np.sin(slope[seg])
 
 
