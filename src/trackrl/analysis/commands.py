@@ -113,8 +113,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def audit_table(summaries: Sequence[RunSummary]) -> Table:
-    table = Table(title="wall time vs training time",
-                  caption=f"⚠ wall time > {WALL_TO_TRAINING_FLAG_RATIO}x training time")  # fmt: skip
+    legend = f"⚠ marks a run whose wall time exceeds {WALL_TO_TRAINING_FLAG_RATIO}x its training time"
+    table = Table(title="wall time vs training time", caption=legend)
     for column in ("run", "folders", "wall span (min)", "in sessions (min)", "training hours", "wall / training", ""):
         table.add_column(column, justify="left" if column in ("run", "folders") else "right")
     for run in summaries:
