@@ -41,7 +41,9 @@ def _add_track_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_train_commands(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="train an agent on the built-in simulator")
-    train.add_argument("--config", default="configs/a01.yaml")
+    train.add_argument(
+        "--config", default=None, help="YAML config (default configs/a01.yaml; with --resume: the run's snapshot)"
+    )
     train.add_argument("--run-name", default=None, help="defaults to the config's run_name")
     train.add_argument("--resume", action="store_true", help="continue save/<run> exactly")
     train.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after M minutes")

@@ -24,6 +24,7 @@ BUFFER_CAPACITY = "Buffer/capacity"
 LEARNER_PERCENTAGE_TRAINING = "Performance/learner_percentage_training"
 TRANSITIONS_LEARNED_PER_SECOND = "Performance/transitions_learned_per_second"
 FRAMES_PER_SECOND = "Performance/frames_per_second"
+COLLECTOR_RESTARTS = "Performance/collector_restarts"
 
 
 def map_status(fill_buffer: bool) -> MapStatus:
@@ -58,3 +59,56 @@ def avg_q_tag(status: MapStatus, map_name: str) -> str:
 RACE_TAG_PREFIX = "Race/"
 ALLTIME_MIN_MS_PREFIX = "alltime_min_ms_"
 AVG_Q_PREFIX = "RL/avg_Q_"
+
+
+class RunWriter:
+    """SummaryWriter wrapper that follows ``training.tensorboard_suffix_schedule``.
+
+    Scalars go to ``<logdir>/<run><suffix>`` where the suffix is the schedule's value at the current frame; every
+    folder written is recorded in ``folders`` (saved as accumulated_stats["tensorboard_folders"], which the analysis
+    uses to merge a run's folders). On resume, ``purge_step`` = the last checkpointed frame makes TensorBoard drop
+    events a killed process wrote after that checkpoint (SummaryWriter purge_step semantics).
+    """
+
+    def __init__(
+        self, logdir: str, run_name: str, folders: list[str] | None = None, purge_step: int | None = None
+    ) -> None:
+        self.logdir = logdir
+        self.run_name = run_name
+        self.folders: list[str] = list(folders or [])
+        self._purge_step = purge_step
+        self._writer = None
+        self._folder: str | None = None
+
+    def folder_for_suffix(self, suffix: str) -> str:
+        return f"{self.run_name}{suffix}"
+
+    def _writer_for(self, suffix: str):  # -> torch.utils.tensorboard.SummaryWriter
+        folder = self.folder_for_suffix(suffix)
+        if folder != self._folder:
+            from torch.utils.tensorboard import SummaryWriter  # lazy: tag names above must stay torch-free
+
+            if self._writer is not None:
+                self._writer.close()
+            # Purge only a folder this run wrote before the resume point.
+            purge_step = self._purge_step if folder in self.folders else None
+            self._writer = SummaryWriter(log_dir=f"{self.logdir}/{folder}", purge_step=purge_step)
+            self._folder = folder
+            if folder not in self.folders:
+                self.folders.append(folder)
+        return self._writer
+
+    def add_scalars(self, scalars: dict[str, float], frames: int, suffix: str, wall_time: float | None = None) -> None:
+        writer = self._writer_for(suffix)
+        for tag, value in scalars.items():
+            writer.add_scalar(tag, float(value), global_step=int(frames), walltime=wall_time)
+
+    def flush(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            self._folder = None

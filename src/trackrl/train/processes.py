@@ -1,0 +1,286 @@
+"""Process machinery between the learner (main process) and the collector processes.
+
+- ``SharedWeights``: a shared-memory copy of the online network's weights plus a version counter, published by the
+  learner and pulled by collectors every ``update_inference_network_every_n_actions`` actions. It is a seqlock (the
+  version is odd while the learner writes): a collector killed mid-read can never block the learner, which a lock
+  held by a dead process would.
+- ``RolloutChannel``: one bounded queue per collector (``rollout_queue_size``). A rollout is pickled to a file in a
+  private spool folder (in /dev/shm where available) and only its short path travels through the queue: a pipe
+  write under PIPE_BUF bytes is atomic, so a collector killed mid-send can never leave half a message that would
+  block the learner's read forever (which a multi-megabyte rollout sent through the pipe could).
+- ``CollectorPool``: starts ``gpu_collectors_count`` collector processes ("spawn": safe with torch). A collector
+  that dies is restarted with a fresh channel and the restart is reported. The learner only ever reads with
+  ``get_nowait``: it never blocks on a dead collector.
+
+The collector function is injected (``collector_fn(spec, channel, shared_weights, stop_event)``, a top-level
+function so that "spawn" can pickle it); trackrl.train.collector.run_collector is the real one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import pickle
+import queue
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trackrl.errors import UserError
+
+MP_CONTEXT = "spawn"
+CRASH_LOOP_RESTARTS = 5  # this many restarts of one collector ...
+CRASH_LOOP_WINDOW_S = 60.0  # ... within this many seconds: it cannot start (bad track, import error): stop
+
+
+class CollectorCrashLoopError(UserError):
+    """A collector keeps dying right after it starts; restarting it again would loop forever."""
+
+
+class SharedWeights:
+    """Shared-memory weights with a seqlock version: even = stable, odd = being written."""
+
+    def __init__(self, state_dict: dict[str, torch.Tensor]) -> None:
+        self.tensors = {name: value.detach().to("cpu").clone().share_memory_() for name, value in state_dict.items()}
+        self.version = torch.zeros(1, dtype=torch.int64).share_memory_()
+        # The learner's frame count, so that collectors evaluate the exploration schedules at the global frame.
+        self.frames = torch.zeros(1, dtype=torch.int64).share_memory_()
+
+    def publish(self, state_dict: dict[str, torch.Tensor], frames: int) -> None:
+        self.frames[0] = int(frames)
+        self.version += 1  # odd: readers retry
+        with torch.no_grad():
+            for name, value in state_dict.items():
+                self.tensors[name].copy_(value.detach())
+        self.version += 1  # even: a consistent copy
+
+    def read_frames(self) -> int:
+        return int(self.frames.item())
+
+    def read_version(self) -> int:
+        return int(self.version.item())
+
+    def pull_into(self, module: torch.nn.Module, last_version: int, max_tries: int = 50) -> int:
+        """Load the shared weights into ``module`` if they changed since ``last_version``; return the version held."""
+        for _ in range(max_tries):
+            before = self.read_version()
+            if before == last_version:
+                return last_version
+            if before % 2 == 1:
+                time.sleep(0.001)
+                continue
+            module.load_state_dict(self.tensors, strict=True)
+            if self.read_version() == before:
+                return before
+        return last_version  # the learner kept writing; keep the weights we had and try at the next refresh
+
+
+def spool_root() -> Path:
+    """A private folder (mode 0700) for rollouts in flight; RAM-backed /dev/shm when the system has it."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix="trackrl-rollouts-", dir=base))
+
+
+class RolloutChannel:
+    """Bounded queue of spool-file paths; the payload is a pickle file written atomically (temp + os.replace).
+
+    Pickle is safe here: both ends are our own processes and the folder is private to this user (mkdtemp, 0700).
+    """
+
+    def __init__(self, context: Any, maxsize: int, spool_dir: Path) -> None:
+        self.queue = context.Queue(maxsize=maxsize)
+        self.spool_dir = Path(spool_dir)
+        self.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def write_spool(self, item: Any) -> str:
+        name = f"{uuid.uuid4().hex}.pkl"
+        temp_path = self.spool_dir / f".{name}.tmp"
+        with open(temp_path, "wb") as handle:
+            pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(temp_path, self.spool_dir / name)
+        return name
+
+    def put(self, item: Any, timeout: float) -> None:
+        """Raises queue.Full after ``timeout`` seconds (the spool file is removed then)."""
+        name = self.write_spool(item)
+        try:
+            self.queue.put(name, timeout=timeout)
+        except queue.Full:
+            (self.spool_dir / name).unlink(missing_ok=True)
+            raise
+
+    def get_nowait(self) -> Any:
+        """Raises queue.Empty when nothing is ready."""
+        name = self.queue.get_nowait()
+        path = self.spool_dir / name
+        try:
+            with open(path, "rb") as handle:
+                return pickle.load(handle)
+        finally:
+            path.unlink(missing_ok=True)
+
+    def cancel_join_thread(self) -> None:
+        self.queue.cancel_join_thread()
+
+    def close(self) -> None:
+        self.queue.cancel_join_thread()
+        self.queue.close()
+        self.remove_spool()
+
+    def remove_spool(self) -> None:
+        shutil.rmtree(self.spool_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.spool_dir.parent.rmdir()  # the pool's root, once every collector's folder is gone
+
+
+@dataclass
+class CollectorHandle:
+    collector_id: int
+    incarnation: int
+    process: Any  # multiprocessing.Process
+    rollout_queue: RolloutChannel
+
+
+class CollectorPool:
+    """Collector processes with one bounded queue each; restarts dead collectors; never blocks the learner."""
+
+    def __init__(
+        self,
+        collector_fn: Callable[..., None],
+        make_spec: Callable[[int, int], Any],
+        n_collectors: int,
+        queue_size: int,
+        shared_weights: SharedWeights,
+        first_incarnations: dict[int, int] | None = None,
+    ) -> None:
+        self.collector_fn = collector_fn
+        self.make_spec = make_spec
+        self.n_collectors = n_collectors
+        self.queue_size = queue_size
+        self.shared_weights = shared_weights
+        self.context = multiprocessing.get_context(MP_CONTEXT)
+        self.stop_event = self.context.Event()
+        self.handles: dict[int, CollectorHandle] = {}
+        self.next_incarnation = dict(first_incarnations or {})
+        self.restarts = 0
+        self.restart_times: dict[int, list[float]] = {}
+        self.spool_root: Path | None = None  # created by start()
+
+    def _start_one(self, collector_id: int) -> CollectorHandle:
+        incarnation = self.next_incarnation.get(collector_id, 0)
+        self.next_incarnation[collector_id] = incarnation + 1
+        assert self.spool_root is not None, "call start() first"
+        rollout_queue = RolloutChannel(
+            self.context, self.queue_size, self.spool_root / f"collector{collector_id}_{incarnation}"
+        )
+        spec = self.make_spec(collector_id, incarnation)
+        process = self.context.Process(
+            target=self.collector_fn,
+            args=(spec, rollout_queue, self.shared_weights, self.stop_event),
+            name=f"trackrl-collector-{collector_id}",
+            daemon=True,
+        )
+        process.start()
+        handle = CollectorHandle(collector_id, incarnation, process, rollout_queue)
+        self.handles[collector_id] = handle
+        return handle
+
+    def start(self) -> None:
+        self.spool_root = spool_root()
+        for collector_id in range(self.n_collectors):
+            self._start_one(collector_id)
+
+    def poll(self, max_items: int = 64) -> list[Any]:
+        """Whatever rollouts are ready, without blocking, round-robin over collectors."""
+        items: list[Any] = []
+        progressed = True
+        while progressed and len(items) < max_items:
+            progressed = False
+            for handle in self.handles.values():
+                try:
+                    items.append(handle.rollout_queue.get_nowait())
+                    progressed = True
+                except queue.Empty:
+                    continue
+                except (EOFError, OSError, ValueError, pickle.UnpicklingError):
+                    continue  # a broken queue or file: its collector is replaced by restart_dead()
+        return items
+
+    def restart_dead(self) -> list[tuple[int, int | None]]:
+        """Replace every collector process that exited; return [(collector_id, exit code)] of those replaced."""
+        replaced: list[tuple[int, int | None]] = []
+        if self.stop_event.is_set():
+            return replaced
+        for collector_id, handle in list(self.handles.items()):
+            if handle.process.is_alive():
+                continue
+            exit_code = handle.process.exitcode
+            handle.rollout_queue.close()
+            now = time.monotonic()
+            recent = [t for t in self.restart_times.get(collector_id, []) if now - t < CRASH_LOOP_WINDOW_S]
+            self.restart_times[collector_id] = [*recent, now]
+            if len(recent) + 1 > CRASH_LOOP_RESTARTS:
+                raise CollectorCrashLoopError(
+                    f"collector {collector_id} died {len(recent) + 1} times in {CRASH_LOOP_WINDOW_S:.0f} s (last exit "
+                    f"code {exit_code}); see its traceback above. Training stopped."
+                )
+            self._start_one(collector_id)
+            self.restarts += 1
+            replaced.append((collector_id, exit_code))
+        return replaced
+
+    def pids(self) -> dict[int, int | None]:
+        return {collector_id: handle.process.pid for collector_id, handle in self.handles.items()}
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask collectors to stop, then terminate any that do not exit in time."""
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout_s
+        for handle in self.handles.values():
+            # Drain so that a collector blocked in put() can see the stop event and exit.
+            while handle.process.is_alive() and time.monotonic() < deadline:
+                with contextlib.suppress(queue.Empty, EOFError, OSError, ValueError, pickle.UnpicklingError):
+                    handle.rollout_queue.get_nowait()
+                time.sleep(0.02)
+        for handle in self.handles.values():
+            if handle.process.is_alive():
+                handle.process.terminate()
+            handle.process.join(timeout=2.0)
+            if handle.process.is_alive():
+                handle.process.kill()
+                handle.process.join(timeout=2.0)
+            handle.rollout_queue.close()
+        if self.spool_root is not None:
+            shutil.rmtree(self.spool_root, ignore_errors=True)
+
+
+def parent_is_alive() -> bool:
+    """For collectors: the learner is gone (e.g. kill -9) → exit instead of running orphaned."""
+    parent = multiprocessing.parent_process()
+    return parent is None or parent.is_alive()
+
+
+def put_until_stopped(channel: RolloutChannel, item: Any, stop_event: Any, timeout_s: float = 0.5) -> bool:
+    """Blocking send that gives up when the learner asks to stop or has died; True if the item was queued.
+
+    The spool file is written once; only the short path waits for room in the bounded queue (backpressure).
+    """
+    name = channel.write_spool(item)
+    while not stop_event.is_set() and parent_is_alive():
+        try:
+            channel.queue.put(name, timeout=timeout_s)
+            return True
+        except queue.Full:
+            continue
+    (channel.spool_dir / name).unlink(missing_ok=True)
+    if not parent_is_alive():
+        channel.remove_spool()  # the learner was killed: nobody else will clean the spool folder
+    return False

@@ -1,0 +1,215 @@
+"""End to end on the built-in simulator with the smoke config: learning, TensorBoard tags, save-state, refusal,
+corrupt checkpoint, replay of a best run, kill -9 of a collector and of the trainer, resume, SIGTERM."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from trackrl.cli import main
+from trackrl.config import config_from_dict
+from trackrl.train import tb
+from trackrl.train.checkpoint import load_checkpoint, load_json, load_torch
+from trackrl.train.run import TrainOptions, train
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+SMOKE = CONFIGS / "smoke.yaml"
+LEARNING_FRAMES = 200_000  # the learner keeps the replay ratio, so progress per frame does not depend on CPU speed
+
+
+def scalars(folder: Path, tag: str) -> list[tuple[int, float]]:
+    accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return [(e.step, e.value) for e in accumulator.Scalars(tag)] if tag in accumulator.Tags()["scalars"] else []
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.mark.slow
+def test_smoke_run_learns_to_finish_and_writes_everything(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config = config_from_dict(yaml.safe_load(SMOKE.read_text()))
+    options = TrainOptions(
+        run_name="learn", save_dir=tmp_path / "save", logdir=tmp_path / "tb", max_frames=LEARNING_FRAMES,
+        max_minutes=5.0, live=False, log_every_s=2.0,
+    )
+    summary = train(config, options)
+    assert summary.stop_reason == "max_frames"
+    # Learning: the agent finishes the easy track (a random policy never does: it stalls or hits the cutoff), its
+    # best is within 20% of the physics limit, and the late races finish regularly, greedy ones included.
+    reference_ms = summary.reference_ms["easy"]
+    assert summary.best_ms["easy"] < 1.2 * reference_ms
+    run_tb = tmp_path / "tb" / "learn"
+    eval_finished = [v for _, v in scalars(run_tb, tb.race_finished_tag("eval", "trained", "easy"))]
+    explo_finished = [v for _, v in scalars(run_tb, tb.race_finished_tag("explo", "trained", "easy"))]
+    assert len(eval_finished) >= 20 and sum(eval_finished[-20:]) >= 4
+    assert len(explo_finished) >= 100 and sum(explo_finished[-100:]) >= 30
+    assert sum(explo_finished[:100]) == 0
+
+    # Required tags, global step = frames.
+    required = [
+        tb.race_time_tag("explo", "trained", "easy"), tb.race_time_tag("eval", "trained", "easy"),
+        tb.race_finished_tag("explo", "trained", "easy"), tb.eval_race_time_robust_tag("trained", "easy"),
+        tb.alltime_min_ms_tag("easy"), tb.avg_q_tag("trained", "easy"), tb.TRAINING_LOSS, tb.TRAINING_BATCHES_DONE,
+        tb.CUMUL_TRAINING_HOURS, tb.LEARNER_PERCENTAGE_TRAINING, tb.TRANSITIONS_LEARNED_PER_SECOND,
+        tb.TRAINING_LEARNING_RATE, tb.RL_EPSILON, tb.RL_EPSILON_BOLTZMANN, tb.RL_GAMMA, tb.BUFFER_SIZE,
+    ]
+    for tag in required:
+        assert scalars(run_tb, tag), f"missing tag {tag}"
+    race_times = [v for _, v in scalars(run_tb, tb.race_time_tag("explo", "trained", "easy"))]
+    assert max(race_times) == 30.0  # a DNF is logged as the cutoff (smoke: 30 s), in seconds
+    alltime = scalars(run_tb, tb.alltime_min_ms_tag("easy"))
+    assert alltime[-1][1] == summary.best_ms["easy"] and max(v for _, v in alltime) < 30_000  # finishes only
+    busy = [v for _, v in scalars(run_tb, tb.LEARNER_PERCENTAGE_TRAINING)]
+    assert all(0.0 <= v <= 1.0 for v in busy)
+    assert scalars(run_tb, tb.TRAINING_BATCHES_DONE)[-1][0] == summary.frames
+
+    # Save-state.
+    run_dir = tmp_path / "save" / "learn"
+    learner_state, stats = load_checkpoint(run_dir)
+    assert stats["cumul_number_frames_played"] == summary.frames >= LEARNING_FRAMES
+    assert stats["cumul_number_batches_done"] == summary.batches_done > 0
+    assert stats["tensorboard_folders"] == ["learn"] and stats["alltime_min_ms"] == summary.best_ms
+    assert set(stats["rolling_mean_ms"]) == {"easy"} and stats["cumul_training_hours"] > 0
+    assert "online" in learner_state and load_torch(run_dir / "weights.torch")
+    # The batches/frames ratio is the configured replay ratio (4 uses per transition, batch 64).
+    expected_batches = 4 * stats["cumul_transitions_added"] / 64
+    assert 0.9 * expected_batches < stats["cumul_number_batches_done"] < 1.1 * expected_batches + 40
+
+    # Starting the same run again without --resume refuses and touches nothing.
+    before = tree_digest(run_dir)
+    capsys.readouterr()
+    argv = ["train", "--config", str(SMOKE), "--run-name", "learn", "--save-dir", str(tmp_path / "save"),
+            "--logdir", str(tmp_path / "tb"), "--no-live", "--max-frames", "1000"]
+    assert main(argv) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert tree_digest(run_dir) == before
+
+    # A corrupt checkpoint on resume: a clear error naming the file; nothing is deleted.
+    (run_dir / "learner_state.torch").write_bytes(b"not a checkpoint")
+    assert main([*argv, "--resume"]) == 2
+    assert "learner_state.torch" in capsys.readouterr().err
+    assert (run_dir / "learner_state.torch").read_bytes() == b"not a checkpoint"
+
+    # The best run re-simulates to the same race time.
+    best_dir = run_dir / "best_runs" / f"easy_{summary.best_ms['easy']}"
+    meta = load_json(best_dir / "meta.json")
+    assert meta["race_time_ms"] == summary.best_ms["easy"] and meta["track"] == "easy"
+    assert main(["replay", str(best_dir)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def collector_pids(trainer_pid: int) -> list[int]:
+    pids = []
+    for pid in children_of(trainer_pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "spawn_main" in cmdline and "resource_tracker" not in cmdline:
+            pids.append(pid)
+    return pids
+
+
+def is_running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def checkpoint_frames(run_dir: Path) -> int:
+    try:
+        return int(load_json(run_dir / "accumulated_stats.json")["cumul_number_frames_played"])
+    except Exception:
+        return -1
+
+
+@pytest.mark.slow
+def test_kill_collector_then_trainer_then_resume(tmp_path: Path) -> None:
+    data = yaml.safe_load(SMOKE.read_text())
+    data["training"]["checkpoint_every_minutes"] = 0.02  # every 1.2 s
+    config_path = tmp_path / "kill.yaml"
+    config_path.write_text(yaml.safe_dump(data))
+    run_dir = tmp_path / "save" / "kill"
+    base = [sys.executable, "-m", "trackrl.cli", "train", "--run-name", "kill", "--save-dir", str(tmp_path / "save"),
+            "--logdir", str(tmp_path / "tb"), "--no-live"]
+    log = (tmp_path / "first.log").open("w")
+    trainer = subprocess.Popen([*base, "--config", str(config_path), "--max-minutes", "4"], stdout=log, stderr=log)
+    try:
+        wait_for(lambda: checkpoint_frames(run_dir) > 5_000, 90, "a first checkpoint with frames")
+        (victim,) = collector_pids(trainer.pid)
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: "restarted" in (tmp_path / "first.log").read_text(), 30, "the collector restart message")
+        wait_for(lambda: collector_pids(trainer.pid) not in ([], [victim]), 30, "a new collector process")
+        frames_after_restart = checkpoint_frames(run_dir)
+        wait_for(lambda: checkpoint_frames(run_dir) > frames_after_restart + 5_000, 90, "frames after the restart")
+        orphans = collector_pids(trainer.pid)
+        trainer.send_signal(signal.SIGKILL)
+        trainer.wait(timeout=30)
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+        log.close()
+    # Collectors notice that the learner is gone and exit on their own.
+    wait_for(lambda: not any(is_running(pid) for pid in orphans), 30, "orphaned collectors to exit")
+    # Every file of the save-state is intact after kill -9.
+    _, stats = load_checkpoint(run_dir)
+    frames_at_kill = stats["cumul_number_frames_played"]
+    batches_at_kill = stats["cumul_number_batches_done"]
+    assert frames_at_kill > 10_000 and stats["collector_incarnations"] == {"0": 2}
+
+    # Resume (config from the snapshot), then stop it with SIGTERM: a clean checkpoint, counters continue.
+    log = (tmp_path / "second.log").open("w")
+    resumed = subprocess.Popen([*base, "--resume", "--max-minutes", "4"], stdout=log, stderr=log)
+    try:
+        wait_for(lambda: checkpoint_frames(run_dir) > frames_at_kill + 5_000, 90, "frames after the resume")
+        resumed.send_signal(signal.SIGTERM)
+        assert resumed.wait(timeout=60) == 0
+    finally:
+        if resumed.poll() is None:
+            resumed.kill()
+        log.close()
+    assert "stopped (SIGTERM)" in (tmp_path / "second.log").read_text()
+    _, stats = load_checkpoint(run_dir)
+    assert stats["cumul_number_frames_played"] > frames_at_kill + 5_000
+    assert stats["cumul_number_batches_done"] >= batches_at_kill
+    assert stats["tensorboard_folders"] == ["kill"]
+    # TensorBoard continuity: one folder, steps never go back (events after the last checkpoint are purged).
+    steps = [step for step, _ in scalars(tmp_path / "tb" / "kill", tb.TRAINING_BATCHES_DONE)]
+    assert steps == sorted(steps) and steps[-1] == stats["cumul_number_frames_played"]

@@ -1,0 +1,146 @@
+"""Process machinery with a tiny fake collector: queues, weight publishing, restart of a dead collector, stop."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from trackrl.train.processes import (
+    CRASH_LOOP_RESTARTS,
+    CollectorCrashLoopError,
+    CollectorPool,
+    RolloutChannel,
+    SharedWeights,
+    put_until_stopped,
+)
+
+
+@dataclass
+class FakeSpec:
+    collector_id: int
+    incarnation: int
+    die_after: int | None
+
+
+def fake_collector(spec: FakeSpec, rollout_queue: Any, shared_weights: SharedWeights, stop_event: Any) -> None:
+    """Sends (id, incarnation, n, weight value seen); incarnation 0 of collector 1 kills itself (like kill -9)."""
+    module = torch.nn.Linear(1, 1, bias=False)
+    version = -1
+    sent = 0
+    while not stop_event.is_set():
+        version = shared_weights.pull_into(module, version)
+        item = (spec.collector_id, spec.incarnation, sent, float(module.weight.item()), os.getpid())
+        if not put_until_stopped(rollout_queue, item, stop_event):
+            break
+        sent += 1
+        if spec.die_after is not None and sent >= spec.die_after:
+            os._exit(9)
+        time.sleep(0.01)
+    rollout_queue.cancel_join_thread()
+
+
+def make_spec(collector_id: int, incarnation: int) -> FakeSpec:
+    return FakeSpec(collector_id, incarnation, die_after=3 if (collector_id, incarnation) == (1, 0) else None)
+
+
+def collect_until(pool: CollectorPool, condition: Any, timeout_s: float = 60.0) -> list[Any]:
+    items: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        items.extend(pool.poll())
+        pool.restart_dead()
+        if condition(items):
+            return items
+        time.sleep(0.01)
+    raise AssertionError(f"condition not met in {timeout_s} s; got {len(items)} items")
+
+
+def test_shared_weights_seqlock_round_trip() -> None:
+    source = torch.nn.Linear(3, 2)
+    target = torch.nn.Linear(3, 2)
+    shared = SharedWeights(source.state_dict())
+    assert shared.read_version() == 0
+    with torch.no_grad():
+        source.weight.fill_(0.5)
+    shared.publish(source.state_dict(), frames=123)
+    assert shared.read_version() == 2 and shared.read_frames() == 123
+    version = shared.pull_into(target, last_version=-1)
+    assert version == 2 and torch.equal(target.weight, source.weight)
+    shared.version += 1  # a writer in progress (odd): the reader keeps what it has
+    with torch.no_grad():
+        target.weight.fill_(0.0)
+    assert shared.pull_into(target, last_version=2, max_tries=3) == 2
+    assert torch.all(target.weight == 0.0)
+
+
+@pytest.mark.slow
+def test_pool_restarts_dead_collector_and_delivers_weights() -> None:
+    module = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        module.weight.fill_(1.0)
+    shared = SharedWeights(module.state_dict())
+    shared.publish(module.state_dict(), frames=0)
+    pool = CollectorPool(fake_collector, make_spec, n_collectors=2, queue_size=4, shared_weights=shared)
+    pool.start()
+    try:
+        first_pid_of_1 = pool.pids()[1]
+        items = collect_until(pool, lambda got: any(i[:2] == (1, 1) for i in got) and len(got) > 6)
+        assert pool.restarts >= 1
+        assert pool.pids()[1] != first_pid_of_1
+        assert {i[0] for i in items} == {0, 1}
+        with torch.no_grad():
+            module.weight.fill_(2.0)
+        shared.publish(module.state_dict(), frames=10)
+        collect_until(pool, lambda got: any(i[3] == 2.0 for i in got))
+    finally:
+        pool.stop(timeout_s=5.0)
+    assert all(not handle.process.is_alive() for handle in pool.handles.values())
+
+
+def test_rollout_channel_round_trip_cleans_its_spool(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    channel = RolloutChannel(context, maxsize=1, spool_dir=tmp_path / "spool")
+    payload = {"images": np.arange(12, dtype=np.uint8).reshape(3, 1, 2, 2), "race_time_ms": 9_610}
+    channel.put(payload, timeout=1.0)
+    with pytest.raises(queue.Full):  # bounded: the second rollout waits, and leaves no file behind
+        channel.put(payload, timeout=0.05)
+    received = channel.get_nowait()
+    assert received["race_time_ms"] == 9_610 and np.array_equal(received["images"], payload["images"])
+    assert list((tmp_path / "spool").iterdir()) == []
+    with pytest.raises(queue.Empty):
+        channel.get_nowait()
+    channel.close()
+    assert not (tmp_path / "spool").exists()
+
+
+def dying_collector(spec: FakeSpec, rollout_queue: Any, shared_weights: SharedWeights, stop_event: Any) -> None:
+    os._exit(3)  # e.g. a track that cannot load: the collector dies at every start
+
+
+def dying_spec(collector_id: int, incarnation: int) -> FakeSpec:
+    return FakeSpec(collector_id, incarnation, die_after=None)
+
+
+@pytest.mark.slow
+def test_a_collector_that_keeps_dying_stops_training_with_a_clear_error() -> None:
+    shared = SharedWeights(torch.nn.Linear(1, 1).state_dict())
+    pool = CollectorPool(dying_collector, dying_spec, n_collectors=1, queue_size=2, shared_weights=shared)
+    pool.start()
+    try:
+        with pytest.raises(CollectorCrashLoopError, match="exit code 3"):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                pool.restart_dead()
+                time.sleep(0.05)
+        assert pool.restarts == CRASH_LOOP_RESTARTS
+    finally:
+        pool.stop(timeout_s=5.0)

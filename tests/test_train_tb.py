@@ -1,0 +1,47 @@
+"""TensorBoard writer wrapper: suffix schedule, folder list, resume purge; console formatting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from trackrl.config.schedules import staircase_schedule
+from trackrl.train import tb
+from trackrl.train.console import ProgressSnapshot, format_best, format_plain_line
+
+
+def read_scalars(folder: Path, tag: str) -> list[tuple[int, float]]:
+    accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return [(event.step, event.value) for event in accumulator.Scalars(tag)]
+
+
+def test_suffix_schedule_switches_folders_and_records_them(tmp_path: Path) -> None:
+    schedule = [(0, ""), (100, "_2")]
+    writer = tb.RunWriter(str(tmp_path), "a01_run")
+    for frames in (0, 50, 100, 150):
+        writer.add_scalars({tb.TRAINING_LOSS: frames / 10}, frames, staircase_schedule(schedule, frames))
+    writer.close()
+    assert writer.folders == ["a01_run", "a01_run_2"]
+    assert read_scalars(tmp_path / "a01_run", tb.TRAINING_LOSS) == [(0, 0.0), (50, 5.0)]
+    assert read_scalars(tmp_path / "a01_run_2", tb.TRAINING_LOSS) == [(100, 10.0), (150, 15.0)]
+
+
+def test_resume_purges_events_after_the_checkpoint(tmp_path: Path) -> None:
+    writer = tb.RunWriter(str(tmp_path), "r")
+    for frames in (10, 20, 30):  # the process is killed after a checkpoint at frame 20
+        writer.add_scalars({tb.BUFFER_SIZE: frames}, frames, "")
+    writer.close()
+    resumed = tb.RunWriter(str(tmp_path), "r", folders=writer.folders, purge_step=20)
+    resumed.add_scalars({tb.BUFFER_SIZE: 25.0}, 25, "")
+    resumed.close()
+    assert read_scalars(tmp_path / "r", tb.BUFFER_SIZE) == [(10, 10.0), (25, 25.0)]
+
+
+def test_console_line_shows_ratio_to_reference() -> None:
+    assert format_best(None, 20_000) == "no finish yet"
+    assert format_best(25_000, 20_000) == "25.00 s (1.250 x ref 20.00 s)"
+    snapshot = ProgressSnapshot("r", 1000, 3, 10, 900, 0.5, 1234.0, 99.0, 0.25, 120.0, {"a01": 25_000}, {"a01": 20_000})
+    line = format_plain_line(snapshot)
+    assert "frames 1,000" in line and "busy 50%" in line and "a01 25.00 s (1.250 x" in line
