@@ -45,3 +45,10 @@ def test_console_line_shows_ratio_to_reference() -> None:
     snapshot = ProgressSnapshot("r", 1000, 3, 10, 900, 0.5, 1234.0, 99.0, 0.25, 120.0, {"a01": 25_000}, {"a01": 20_000})
     line = format_plain_line(snapshot)
     assert "frames 1,000" in line and "busy 50%" in line and "a01 25.00 s (1.250 x" in line
+
+
+def test_console_line_shows_no_loss_before_the_first_batch() -> None:
+    waiting = ProgressSnapshot("r", 1000, 3, 0, 900, 0.0, 0.0, 99.0, float("nan"), 12.0)
+    assert "loss — (filling buffer)" in format_plain_line(waiting)
+    learning = ProgressSnapshot("r", 1000, 3, 1, 900, 0.5, 256.0, 99.0, 0.0625, 12.0)
+    assert "loss 0.0625" in format_plain_line(learning)

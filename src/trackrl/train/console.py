@@ -34,6 +34,11 @@ def format_best(best_ms: int | None, reference_ms: int | None) -> str:
     return text
 
 
+def format_loss(snapshot: ProgressSnapshot) -> str:
+    """The last loss, or a dash before the first batch (the learner waits for min_transitions_to_learn)."""
+    return "— (filling buffer)" if snapshot.batches_done == 0 else f"{snapshot.loss:.4g}"
+
+
 def format_plain_line(snapshot: ProgressSnapshot) -> str:
     best = "; ".join(
         f"{name} {format_best(snapshot.best_ms.get(name), snapshot.reference_ms.get(name))}"
@@ -43,7 +48,7 @@ def format_plain_line(snapshot: ProgressSnapshot) -> str:
         f"[{snapshot.run_name}] {snapshot.elapsed_s / 60:6.1f} min | frames {snapshot.frames:,} "
         f"({snapshot.frames_per_s:.0f}/s) | races {snapshot.races} | batches {snapshot.batches_done:,} | "
         f"buffer {snapshot.buffer_size:,} | busy {100 * snapshot.learner_busy_share:.0f}% | "
-        f"learned {snapshot.transitions_learned_per_s:.0f}/s | loss {snapshot.loss:.4g} | best {best}"
+        f"learned {snapshot.transitions_learned_per_s:.0f}/s | loss {format_loss(snapshot)} | best {best}"
     )
 
 
@@ -82,7 +87,7 @@ class ConsoleView:
         table.add_row("buffer", f"{snapshot.buffer_size:,}")
         table.add_row("learner busy", f"{100 * snapshot.learner_busy_share:.0f} %")
         table.add_row("transitions learned/s", f"{snapshot.transitions_learned_per_s:.0f}")
-        table.add_row("loss", f"{snapshot.loss:.4g}")
+        table.add_row("loss", format_loss(snapshot))
         for name in snapshot.reference_ms or snapshot.best_ms:
             table.add_row(f"best {name}", format_best(snapshot.best_ms.get(name), snapshot.reference_ms.get(name)))
         if snapshot.collector_restarts:
