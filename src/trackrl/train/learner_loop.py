@@ -19,6 +19,7 @@ from typing import Any
 from trackrl.config.schedules import current_schedule_values
 from trackrl.config.schema import TrackRLConfig
 from trackrl.errors import UserError
+from trackrl.replay.nstep import mini_race_duration_actions
 
 
 class TrainingDivergedError(UserError):
@@ -27,10 +28,6 @@ class TrainingDivergedError(UserError):
 
 def action_duration_ms(config: TrackRLConfig) -> int:
     return 10 * config.environment.tm_engine_step_per_action  # engine tick = 10 ms
-
-
-def mini_race_duration_actions(config: TrackRLConfig) -> int:
-    return config.training.temporal_mini_race_duration_ms // action_duration_ms(config)
 
 
 @dataclass
@@ -103,7 +100,9 @@ class LearnerLoop:
             self.buffer,
             learning_rate=float(schedules["learning_rate"]),
             gamma=float(schedules["gamma"]),
-            mini_race_duration_actions=mini_race_duration_actions(self.config),
+            mini_race_duration_actions=mini_race_duration_actions(
+                self.config.training.temporal_mini_race_duration_ms, action_duration_ms(self.config)
+            ),
         )
         busy_s = time.perf_counter() - start
         loss = float(result.loss)
