@@ -50,5 +50,7 @@ def test_console_line_shows_ratio_to_reference() -> None:
 def test_console_line_shows_no_loss_before_the_first_batch() -> None:
     waiting = ProgressSnapshot("r", 1000, 3, 0, 900, 0.0, 0.0, 99.0, float("nan"), 12.0)
     assert "loss — (filling buffer)" in format_plain_line(waiting)
+    resumed = ProgressSnapshot("r", 1000, 3, 40, 0, 0.0, 0.0, 99.0, float("nan"), 12.0)  # replay refilling
+    assert "loss — (filling buffer)" in format_plain_line(resumed)
     learning = ProgressSnapshot("r", 1000, 3, 1, 900, 0.5, 256.0, 99.0, 0.0625, 12.0)
     assert "loss 0.0625" in format_plain_line(learning)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,8 +36,9 @@ def format_best(best_ms: int | None, reference_ms: int | None) -> str:
 
 
 def format_loss(snapshot: ProgressSnapshot) -> str:
-    """The last loss, or a dash before the first batch (the learner waits for min_transitions_to_learn)."""
-    return "— (filling buffer)" if snapshot.batches_done == 0 else f"{snapshot.loss:.4g}"
+    """The last loss, or a dash before this session's first batch (the learner waits for min_transitions_to_learn;
+    a resumed run refills its replay first). A NaN from a batch never gets here: it stops training."""
+    return "— (filling buffer)" if snapshot.batches_done == 0 or math.isnan(snapshot.loss) else f"{snapshot.loss:.4g}"
 
 
 def format_plain_line(snapshot: ProgressSnapshot) -> str:
