@@ -253,7 +253,11 @@ class Trainer:
         self.stats.cumul_training_hours = self.hours_at_start + (time.monotonic() - self.session_start) / 3600.0
         self.stats.tensorboard_folders = list(self.writer.folders)
 
-    def log_training_scalars(self, elapsed_s: float, frames_in_window: int) -> dict[str, float]:
+    def log_training_scalars(self, elapsed_s: float, frames_in_window: int, rates: bool = True) -> dict[str, float]:
+        """Counters, schedules and (with ``rates``) the window's busy share and throughputs at the current frame.
+
+        At shutdown the window is mostly spent stopping collectors, so its rates would log a spurious 0.
+        """
         self.update_counters()
         window = self.loop.take_window()
         schedules = current_schedule_values(self.config, self.frames)
@@ -272,6 +276,9 @@ class Trainer:
             tb.BUFFER_CAPACITY: float(self.buffer.capacity),
             tb.COLLECTOR_RESTARTS: float(self.pool.restarts),
         }
+        if not rates:
+            for tag in (tb.LEARNER_PERCENTAGE_TRAINING, tb.TRANSITIONS_LEARNED_PER_SECOND, tb.FRAMES_PER_SECOND):
+                del scalars[tag]
         if window.batches:
             scalars[tb.TRAINING_LOSS] = window.loss_sum / window.batches
             scalars[tb.TRAINING_GRAD_NORM] = window.grad_norm_sum / window.batches
@@ -373,7 +380,7 @@ class Trainer:
                 try:
                     if not diverged:
                         now = time.monotonic()
-                        self.log_training_scalars(now - last_log, self.frames - frames_at_last_log)
+                        self.log_training_scalars(now - last_log, self.frames - frames_at_last_log, rates=False)
                         self.checkpoint()
                         console.update(self.snapshot(busy_share, learned_per_s, frames_per_s), force=True)
                 finally:
