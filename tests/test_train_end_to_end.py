@@ -214,3 +214,8 @@ def test_kill_collector_then_trainer_then_resume(tmp_path: Path) -> None:
     # TensorBoard continuity: one folder, steps never go back (events after the last checkpoint are purged).
     steps = [step for step, _ in scalars(tmp_path / "tb" / "kill", tb.TRAINING_BATCHES_DONE)]
     assert steps == sorted(steps) and steps[-1] == stats["cumul_number_frames_played"]
+    # The log and the save-state agree race for race: what the killed process logged after its last checkpoint is
+    # purged, and nothing the checkpoint counted is.
+    for kind in ("explo", "eval"):
+        logged = scalars(tmp_path / "tb" / "kill", tb.race_finished_tag(kind, "trained", "easy"))
+        assert len(logged) == stats["cumul_races"][f"{kind}_easy"]

@@ -183,7 +183,9 @@ class Trainer:
         self.shared_weights.publish(self.learner.inference_state_dict(), frames)
         self.writer = tb.RunWriter(
             str(options.logdir), options.run_name, self.stats.tensorboard_folders,
-            purge_step=frames if options.resume else None,
+            # Every event at the checkpoint's frame was written before the checkpoint (race events are logged at
+            # the frame count after their race), and the save-state counts those races: purge only what came after.
+            purge_step=frames + 1 if options.resume else None,
         )
         self.cycle_length = len(MapCycle(config.map_cycle).slots)
         self.reference_ms: dict[str, int] = {}

@@ -66,7 +66,7 @@ class RunWriter:
 
     Scalars go to ``<logdir>/<run><suffix>`` where the suffix is the schedule's value at the current frame; every
     folder written is recorded in ``folders`` (saved as accumulated_stats["tensorboard_folders"], which the analysis
-    uses to merge a run's folders). On resume, ``purge_step`` = the last checkpointed frame makes TensorBoard drop
+    uses to merge a run's folders). On resume, ``purge_step`` = the last checkpointed frame + 1 makes TensorBoard drop
     events a killed process wrote after that checkpoint (SummaryWriter purge_step semantics).
     """
 
