@@ -23,13 +23,13 @@ from trackrl.analysis.comparison import (
 from trackrl.analysis.events import EventFileWarning
 from trackrl.analysis.report import (
     FAMILY_COLUMNS,
-    atomic_write_text,
     format_hours,
     metric_table,
     render_report,
     write_json,
 )
 from trackrl.analysis.runs import discover_runs, load_run
+from trackrl.atomic import atomic_write_text
 from trackrl.errors import UserError
 
 T = TypeVar("T")

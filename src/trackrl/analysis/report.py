@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from trackrl.analysis.axes import AXIS_LABELS, AXIS_UNITS
 from trackrl.analysis.comparison import WALL_TO_TRAINING_FLAG_RATIO, Comparison, RunSummary
 from trackrl.analysis.tables import Metric, Row, format_frames
+from trackrl.atomic import atomic_write_text
 
 FAMILY_COLUMNS = {
     "race": "best s · mean ± std s (finished) · finish rate (races) · first finish",
@@ -18,16 +18,6 @@ FAMILY_COLUMNS = {
     "best_so_far": "best finished race (ms)",
     "last": "last value",
 }
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-    return path
 
 
 def write_json(path: str | os.PathLike[str], comparison: Comparison) -> Path:

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from trackrl.atomic import atomic_write_bytes, atomic_write_json
 from trackrl.config.schema import EnvironmentConfig, RewardsConfig
 from trackrl.errors import UserError
-from trackrl.train.checkpoint import BEST_RUNS_DIR, atomic_write_bytes, atomic_write_json, load_json
+from trackrl.train.checkpoint import BEST_RUNS_DIR, load_json
 
 ACTIONS_FILE = "actions.json"
 TRAJECTORY_FILE = "trajectory.npy"

@@ -13,13 +13,12 @@ Layout of ``<save-dir>/<run>/`` (DESIGN.md "Training"):
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from trackrl.atomic import atomic_write, atomic_write_json, atomic_write_text
 from trackrl.errors import UserError
 
 WEIGHTS_FILE = "weights.torch"
@@ -33,37 +32,8 @@ class CheckpointError(UserError):
     """A save-state file is missing, corrupt or inconsistent; the message names the file."""
 
 
-def _atomic_write(path: Path, write: Any, mode: str) -> None:
-    """Write to a temp file in the same folder, fsync, then os.replace: readers see the old or the new file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    _atomic_write(path, lambda handle: handle.write(data), "wb")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    _atomic_write(path, lambda handle: torch.save(obj, handle), "wb")
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def load_json(path: Path) -> Any:
