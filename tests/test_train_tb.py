@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -37,6 +38,21 @@ def test_resume_purges_events_after_the_checkpoint(tmp_path: Path) -> None:
     resumed.add_scalars({tb.BUFFER_SIZE: 25.0}, 25, "")
     resumed.close()
     assert read_scalars(tmp_path / "r", tb.BUFFER_SIZE) == [(10, 10.0), (25, 25.0)]
+
+
+def test_a_new_event_file_sorts_after_the_existing_ones(tmp_path: Path) -> None:
+    # A file stamped 2 s ahead (the same second as the new one, with slack for a slow import), whose host part sorts
+    # after any real host name: a new file from that second would sort before it, and TensorBoard (and trackrl
+    # compare) would read it first.
+    folder = tmp_path / "r"
+    folder.mkdir()
+    existing = folder / f"events.out.tfevents.{int(time.time()) + 2}.zzzzzz.1.1"
+    existing.write_bytes(b"")
+    writer = tb.RunWriter(str(tmp_path), "r", folders=["r"], purge_step=5)
+    writer.add_scalars({tb.BUFFER_SIZE: 1.0}, 6, "")
+    writer.close()
+    names = sorted(p.name for p in folder.iterdir())
+    assert len(names) == 2 and names[0] == existing.name
 
 
 def test_console_line_shows_ratio_to_reference() -> None:

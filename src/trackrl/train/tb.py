@@ -6,6 +6,8 @@ Global step of every scalar = frames played (environment steps / actions), never
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Literal
 
 RaceKind = Literal["explo", "eval"]
@@ -61,6 +63,27 @@ ALLTIME_MIN_MS_PREFIX = "alltime_min_ms_"
 AVG_Q_PREFIX = "RL/avg_Q_"
 
 
+def newest_event_file_second(folder: Path) -> int | None:
+    """Creation second in the newest ``events.out.tfevents.<unix seconds>.<host>...`` name in ``folder``."""
+    seconds = []
+    for path in folder.glob("events.out.tfevents.*"):
+        field = path.name.split(".")[3]
+        if field.isdigit():
+            seconds.append(int(field))
+    return max(seconds, default=None)
+
+
+def wait_until_new_event_file_sorts_last(folder: Path) -> None:
+    """TensorBoard reads a folder's event files in name order, and a purge only drops events of files read before
+    the one that carries it. Two files created in the same second differ only by a trailing counter that sorts as
+    text ("10" < "9"), so a new file could sort first; waiting (< 1 s) for the next second puts it last."""
+    newest = newest_event_file_second(folder) if folder.is_dir() else None
+    if newest is not None:
+        delay_s = newest + 1 - time.time()
+        if delay_s > 0:
+            time.sleep(delay_s)
+
+
 class RunWriter:
     """SummaryWriter wrapper that follows ``training.tensorboard_suffix_schedule``.
 
@@ -92,6 +115,7 @@ class RunWriter:
                 self._writer.close()
             # Purge only a folder this run wrote before the resume point.
             purge_step = self._purge_step if folder in self.folders else None
+            wait_until_new_event_file_sorts_last(Path(self.logdir) / folder)
             self._writer = SummaryWriter(log_dir=f"{self.logdir}/{folder}", purge_step=purge_step)
             self._folder = folder
             if folder not in self.folders:
