@@ -116,6 +116,8 @@ def test_hours_interpolate_within_sessions_only(tmp_path: Path) -> None:
 def test_checkpoints_and_frame_counts() -> None:
     assert checkpoints(25.0, 10.0) == [10.0, 20.0, 25.0]
     assert checkpoints(30.0, 10.0) == [10.0, 20.0, 30.0]
+    assert checkpoints(1.0008, 0.5) == [0.5, 1.0008]  # not 1.0 and 1.0008, both shown as "1 h"
+    assert checkpoints(1.02, 0.5) == [0.5, 1.0, 1.02]
     assert checkpoints(60.0, None) == [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
     assert [parse_frames(t) for t in ("500k", "2.5M", "10M", "1e6", "1234")] == [500_000, 2_500_000, 10_000_000,
                                                                                  1_000_000, 1234]  # fmt: skip

@@ -108,13 +108,18 @@ def nice_interval(window: float, target_count: int = 6) -> float:
 
 
 def checkpoints(window: float, interval: float | None) -> list[float]:
-    """Every ``interval`` inside [0, window], plus the end of the window itself."""
+    """Every ``interval`` inside [0, window], plus the end of the window itself (which replaces a point < 1% of an
+    interval before it)."""
     if interval is not None and interval <= 0:
         raise UserError(f"--interval must be positive, got {interval}")
     spacing = interval if interval is not None else nice_interval(window)
     count = math.floor(window / spacing + 1e-9)
     points = [round(spacing * k, 12) for k in range(1, count + 1)]
-    if not points or window - points[-1] > 1e-9 * max(1.0, window):
+    # A run stopped at "60 minutes" ends a hair past 1 h: a last interval point that close to the end would print as
+    # a second "1 h" row, so the end takes its place.
+    if points and window - points[-1] < 0.01 * spacing:
+        points[-1] = window
+    else:
         points.append(window)
     return points
 
