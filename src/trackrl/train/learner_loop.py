@@ -35,14 +35,12 @@ class LearnStats:
     """Running sums between two TensorBoard logs."""
 
     loss_sum: float = 0.0
-    mean_q_sum: float = 0.0
     grad_norm_sum: float = 0.0
     batches: int = 0
     busy_s: float = 0.0
 
-    def add(self, loss: float, mean_q: float, grad_norm: float, busy_s: float) -> None:
+    def add(self, loss: float, grad_norm: float, busy_s: float) -> None:
         self.loss_sum += loss
-        self.mean_q_sum += mean_q
         self.grad_norm_sum += grad_norm
         self.batches += 1
         self.busy_s += busy_s
@@ -114,7 +112,7 @@ class LearnerLoop:
             )
         self.batches_done += 1
         self.last_loss = loss
-        self.window.add(loss, float(result.mean_q), float(result.grad_norm), busy_s)
+        self.window.add(loss, float(result.grad_norm), busy_s)
         return loss
 
     def take_window(self) -> LearnStats:

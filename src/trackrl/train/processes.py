@@ -54,8 +54,11 @@ class SharedWeights:
         # The learner's frame count, so that collectors evaluate the exploration schedules at the global frame.
         self.frames = torch.zeros(1, dtype=torch.int64).share_memory_()
 
-    def publish(self, state_dict: dict[str, torch.Tensor], frames: int) -> None:
+    def publish_frames(self, frames: int) -> None:
         self.frames[0] = int(frames)
+
+    def publish(self, state_dict: dict[str, torch.Tensor], frames: int) -> None:
+        self.publish_frames(frames)
         self.version += 1  # odd: readers retry
         with torch.no_grad():
             for name, value in state_dict.items():

@@ -187,9 +187,10 @@ class Trainer:
             # the frame count after their race), and the save-state counts those races: purge only what came after.
             purge_step=frames + 1 if options.resume else None,
         )
-        self.cycle_length = len(MapCycle(config.map_cycle).slots)
+        cycle = MapCycle(config.map_cycle)
+        self.cycle_length = len(cycle.slots)
         self.reference_ms: dict[str, int] = {}
-        for map_name, road_width_m in MapCycle(config.map_cycle).map_keys():
+        for map_name, road_width_m in cycle.map_keys():
             self.reference_ms[map_name] = int(reference_lap(load_track(map_name, road_width_m)).race_time_ms)
         self.config_yaml = config_to_yaml(config)
         self.config_data = config_to_dict(config)
@@ -360,7 +361,7 @@ class Trainer:
                     if owed:
                         self.shared_weights.publish(self.learner.inference_state_dict(), self.frames)
                     else:
-                        self.shared_weights.frames[0] = self.frames
+                        self.shared_weights.publish_frames(self.frames)
                         if not rollouts:
                             time.sleep(IDLE_SLEEP_S)
                     now = time.monotonic()
