@@ -68,6 +68,7 @@ def test_btr_config_is_its_baseline_plus_every_btr_component(
         assert cnn.use_impala_cnn and cnn.use_adaptive_maxpool and cnn.use_spectral_norm
     assert not baseline.btr.use_munchausen and not baseline.btr.use_noisy_linear
     assert not baseline.memory.use_prioritized_replay and not baseline.nn.vis.cnn.use_impala_cnn
+    assert baseline.training.batch_size == btr.training.batch_size
     assert baseline.map_cycle == btr.map_cycle
 
 
