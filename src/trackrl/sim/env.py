@@ -100,19 +100,41 @@ class VecRaceEnv:
         self.reset()
 
     # ---- public API -------------------------------------------------------------------------------------------
-    def reset(self, car_indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Put the given cars (all if None) at the start line, standstill; observations of ALL cars."""
+    def reset(
+        self,
+        car_indices: np.ndarray | None = None,
+        start_progress_m: np.ndarray | None = None,
+        start_speed_mps: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Put the given cars (all if None) at the start line, standstill; observations of ALL cars.
+
+        start_progress_m / start_speed_mps (one per car, default 0): start on the centre line that far from the
+        start line instead, heading along it at that speed (random starts); the race clock starts at 0 there.
+        """
         rows = np.arange(self.num_cars) if car_indices is None else np.asarray(car_indices, dtype=np.int64).ravel()
         if rows.size and (rows.min() < 0 or rows.max() >= self.num_cars):
             raise IndexError(f"car_indices must be in [0, {self.num_cars}), got {rows.tolist()}")
         g = self._geometry
+        progress_m = np.zeros(rows.size) if start_progress_m is None else np.asarray(start_progress_m, np.float64)
+        speed_mps = np.zeros(rows.size) if start_speed_mps is None else np.asarray(start_speed_mps, np.float64)
+        if progress_m.shape != rows.shape or speed_mps.shape != rows.shape:
+            raise ValueError(f"start_progress_m and start_speed_mps need one value per car ({rows.size})")
+        if progress_m.size and (progress_m.min() < 0 or progress_m.max() >= g.distance_m[-1]):
+            raise ValueError(f"start_progress_m must be in [0, {g.distance_m[-1]:.1f}) m, got {progress_m.tolist()}")
+        segment = np.clip(np.searchsorted(g.distance_m, progress_m, side="right") - 1, 0, len(g.tangent_x) - 1)
+        t = (progress_m - g.distance_m[segment]) / (g.distance_m[segment + 1] - g.distance_m[segment])
         self._state[rows] = 0.0
-        self._state[rows, STATE_X] = g.x_m[0]
-        self._state[rows, STATE_Z] = g.z_m[0]
-        self._state[rows, STATE_HEIGHT] = g.y_m[0]
-        self._state[rows, STATE_HEADING] = np.arctan2(g.tangent_z[0], g.tangent_x[0])
-        for array in (self._segment, self._tick, self._race_time_ms, self._zones_passed, self._last_zone_tick):
+        self._state[rows, STATE_X] = g.x_m[segment] + t * (g.x_m[segment + 1] - g.x_m[segment])
+        self._state[rows, STATE_Z] = g.z_m[segment] + t * (g.z_m[segment + 1] - g.z_m[segment])
+        self._state[rows, STATE_HEIGHT] = g.y_m[segment] + t * (g.y_m[segment + 1] - g.y_m[segment])
+        self._state[rows, STATE_HEADING] = np.arctan2(g.tangent_z[segment], g.tangent_x[segment])
+        self._state[rows, STATE_VX] = speed_mps * g.tangent_x[segment]
+        self._state[rows, STATE_VZ] = speed_mps * g.tangent_z[segment]
+        self._state[rows, STATE_PROGRESS] = progress_m
+        for array in (self._tick, self._race_time_ms, self._last_zone_tick):
             array[rows] = 0
+        self._segment[rows] = segment
+        self._zones_passed[rows] = np.floor(progress_m / self.env_config.zone_spacing_m + 1e-9).astype(np.int64)
         for array in (self._finished, self._terminated, self._truncated):
             array[rows] = False
         self._flags[rows] = False

@@ -17,14 +17,19 @@ Layout (Linesight's semantics, `env_config` = EnvironmentConfig; defaults give 1
     distance to finish metres along the centre line, capped at max_distance_to_finish_m.
 
 The network normalises with (x − mean) / std from `float_inputs_mean` / `float_inputs_std`.
+`float_input_entries` names every entry with its unit and physical bounds (the Gymnasium Box, docs/observation.md).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numba
 import numpy as np
 
 from trackrl.config import EnvironmentConfig
+from trackrl.sim.car import DEFAULT_CAR, TICK_S, CarParams
+from trackrl.sim.track import MAX_SLOPE
 
 MINI_RACE_TIME_MEAN_ACTIONS = 70.0
 MINI_RACE_TIME_STD_ACTIONS = 40.0
@@ -52,6 +57,105 @@ def float_input_layout(env_config: EnvironmentConfig) -> list[tuple[str, slice]]
 
 def float_input_dim(env_config: EnvironmentConfig) -> int:
     return float_input_layout(env_config)[-1][1].stop
+
+
+@dataclass(frozen=True)
+class FloatEntry:
+    """One float of the observation: its index, name, unit, bounds (every value the simulator can write) and meaning."""
+
+    index: int
+    name: str
+    unit: str
+    low: float
+    high: float
+    description: str
+
+
+PREVIOUS_ACTION_KEYS = ("accelerate", "brake", "left", "right")
+CAR_FRAME_AXES = ("x_left", "y_up", "z_forward")
+
+
+def terminal_speed_mps(car: CarParams = DEFAULT_CAR) -> float:
+    """Highest speed the car can reach: where drag + rolling resistance = engine + the steepest gravity pull.
+
+    Gravity along a slope θ adds g · sin θ · cos θ ≤ g / 2; the engine force A0 · max(0, 1 − v / v_cut) falls with v,
+    so the net forward acceleration falls strictly with v and the root is found by bisection.
+    """
+
+    def net_accel_mps2(v: float) -> float:
+        engine = car.engine_accel_at_standstill_mps2 * max(0.0, 1.0 - v / car.engine_cutoff_speed_mps)
+        return engine + car.gravity_mps2 / 2 - car.drag_per_m * v * v - car.rolling_resistance_mps2
+
+    low, high = 0.0, 1.0
+    while net_accel_mps2(high) > 0:
+        high *= 2
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if net_accel_mps2(middle) > 0 else (low, middle)
+    return high
+
+
+def float_input_entries(
+    env_config: EnvironmentConfig, road_width_m: float | None = None, car: CarParams = DEFAULT_CAR
+) -> list[FloatEntry]:
+    """Every float of the layout with its unit and bounds (road_width_m: the track's, default_road_width_m if None).
+
+    Bounds are physical, not statistical: speeds stay below `terminal_speed_mps` (+1 % for the 10 ms tick), the angular
+    velocity below κ0 · v_ref / 2 (the maximum of v · κ_max(v)), and zone centre i lies at most max(i, 1) zone spacings
+    along the centre line (a chord is never longer than its arc) plus half the road width (the car's offset) plus
+    one tick of travel (a finished car may have crossed the finish plane) from the car.
+    """
+    road_width_m = env_config.default_road_width_m if road_width_m is None else road_width_m
+    v_max = 1.01 * terminal_speed_mps(car)
+    yaw_rate_max = car.max_steer_curvature_per_m * car.steer_reference_speed_mps / 2
+    race_actions = env_config.cutoff_rollout_if_race_not_finished_within_duration_ms / (
+        env_config.tm_engine_step_per_action * TICK_S * 1000
+    )
+    # Constant entries keep their natural range (Gymnasium warns about a Box with low == high).
+    rows: list[tuple[str, str, float, float, str]] = [
+        ("mini_race_time_actions", "actions", 0.0, race_actions,
+         "mini-race time; the env writes 0 (the replay buffer sets it), at most the race cutoff")
+    ]  # fmt: skip
+    for i in range(env_config.n_prev_actions_in_inputs):
+        for key in PREVIOUS_ACTION_KEYS:
+            rows.append((f"previous_action_{i}_{key}", "0/1", 0.0, 1.0, f"key {key} held {i + 1} action(s) ago"))
+    vertical_max = v_max * MAX_SLOPE
+    for axis, bound in zip(CAR_FRAME_AXES, (v_max, vertical_max, v_max), strict=True):
+        rows.append((f"velocity_{axis}", "m/s", -bound, bound, "car velocity in the car frame"))
+    for axis in CAR_FRAME_AXES:
+        meaning = "yaw rate, positive turning left" if axis == "y_up" else "always 0 (the car only yaws)"
+        rows.append((f"angular_velocity_{axis}", "rad/s", -yaw_rate_max, yaw_rate_max, meaning))
+    rows.append(("sliding", "0/1", 0.0, 1.0, "a tyre was at the friction-circle limit during the last action"))
+    rows.append(("wall_contact", "0/1", 0.0, 1.0, "the car touched a wall during the last action"))
+    rows.append(("ground_contact", "0/1", 0.0, 1.0, "always 1 (no jumps; kept for Linesight's layout)"))
+    spacing_m = env_config.zone_spacing_m
+    for i in range(env_config.n_zone_centers_in_inputs):
+        bound = max(i, 1) * spacing_m + road_width_m / 2 + v_max * TICK_S
+        for axis in CAR_FRAME_AXES:
+            rows.append((f"zone_{i}_{axis}", "m", -bound, bound, f"zone centre {i} (0 = the last passed), car frame"))
+    rows.append(("distance_to_finish_m", "m", 0.0, env_config.max_distance_to_finish_m,
+                 "along the centre line, capped at max_distance_to_finish_m"))  # fmt: skip
+    return [FloatEntry(index, *row) for index, row in enumerate(rows)]
+
+
+def float_input_bounds(
+    env_config: EnvironmentConfig, road_width_m: float | None = None, car: CarParams = DEFAULT_CAR
+) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) float32 arrays of `float_input_entries`, for a Gymnasium Box."""
+    entries = float_input_entries(env_config, road_width_m, car)
+    low = np.array([entry.low for entry in entries], dtype=np.float32)
+    high = np.array([entry.high for entry in entries], dtype=np.float32)
+    return low, high
+
+
+def float_input_table_markdown(env_config: EnvironmentConfig | None = None) -> str:
+    """The table of docs/observation.md: one row per float entry (index, name, unit, low, high, meaning)."""
+    env_config = env_config if env_config is not None else EnvironmentConfig()
+    lines = ["| index | name | unit | low | high | meaning |", "| ---: | --- | --- | ---: | ---: | --- |"]
+    for entry in float_input_entries(env_config):
+        lines.append(f"| {entry.index} | `{entry.name}` | {entry.unit} | {entry.low:.6g} | {entry.high:.6g} "
+                     f"| {entry.description} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def float_inputs_mean(env_config: EnvironmentConfig) -> np.ndarray:
