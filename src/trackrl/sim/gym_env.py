@@ -172,10 +172,12 @@ class RaceBatch:
         """A uniform point along the centre line and a uniform fraction of the reference lap's speed there."""
         lap = reference_lap(self.track, self.vec.car_params)
         positions = line_point_positions(len(self.track.centerline_m))
-        line_distance_m = np.interp(positions, np.arange(len(self.track.centerline_m)), self.track.cumulative_distance_m)
+        point_distance_m = self.track.cumulative_distance_m
+        line_distance_m = np.interp(positions, np.arange(len(point_distance_m)), point_distance_m)
         last_m = max(0.0, self.track.length_m - RANDOM_START_ZONES_BEFORE_FINISH * self.env_config.zone_spacing_m)
         progress_m = float(rng.uniform(0.0, last_m))
-        speed_mps = float(rng.uniform(*RANDOM_START_SPEED_FRACTION) * np.interp(progress_m, line_distance_m, lap.speed_mps))
+        reference_speed_mps = float(np.interp(progress_m, line_distance_m, lap.speed_mps))
+        speed_mps = float(rng.uniform(*RANDOM_START_SPEED_FRACTION)) * reference_speed_mps
         return progress_m, speed_mps
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

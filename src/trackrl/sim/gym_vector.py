@@ -92,7 +92,8 @@ class RaceVectorEnv(VectorEnv):
         if options is not None and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"])
             if mask.shape != (self.num_envs,) or mask.dtype != np.bool_ or not mask.any():
-                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), not all False")
+                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), not all "
+                                 "False")  # fmt: skip
         cars = np.flatnonzero(mask)
         for car in cars:
             if seeds[car] is not None or not self._seeded[car]:
