@@ -205,11 +205,11 @@ class RaceBatch:
 
     # ---- observations and info --------------------------------------------------------------------------------
     def observations(self) -> dict[str, np.ndarray] | np.ndarray:
-        """The batched observation of every car (fresh arrays, never reused)."""
-        floats = self._normalise(self._floats) if self.normalize_floats else self._floats.copy()
+        """The batched observation of every car (VecRaceEnv's arrays are fresh at every reset and step)."""
+        floats = self._normalise(self._floats) if self.normalize_floats else self._floats
         if not self.use_image:
             return floats
-        return {"image": self._images.copy(), "floats": floats}
+        return {"image": self._images, "floats": floats}
 
     def observation(self, car: int) -> dict[str, np.ndarray] | np.ndarray:
         batch = self.observations()
@@ -224,9 +224,9 @@ class RaceBatch:
     def infos(self) -> dict[str, np.ndarray]:
         """Info arrays of every car (keys INFO_KEYS), dtypes as Gymnasium batches the single env's Python values."""
         return {
-            "race_time_ms": self._race_time_ms.astype(np.int64),
-            "progress_m": self._progress_m.astype(np.float64),
-            "speed_mps": self._speed_mps.astype(np.float64),
+            "race_time_ms": self._race_time_ms.copy(),
+            "progress_m": self._progress_m.copy(),
+            "speed_mps": self._speed_mps.copy(),
             "finished": self._finished.copy(),
         }
 

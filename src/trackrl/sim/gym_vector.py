@@ -116,11 +116,7 @@ class RaceVectorEnv(VectorEnv):
 
     def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,) or actions.dtype.kind not in "iu":
-            raise ValueError(f"actions must be an integer array of shape ({self.num_envs},), got {actions.dtype} "
-                             f"{actions.shape}")  # fmt: skip
-        if actions.min() < 0 or actions.max() >= N_ACTIONS:
-            raise ValueError(f"actions must be in [0, {N_ACTIONS}), got {actions.min()}..{actions.max()}")
+        # VecRaceEnv.step checks the shape, dtype and range of the actions.
         resetting = np.flatnonzero(self._autoreset)  # NEXT_STEP: these cars were done at the last step
         rewards, terminated, truncated = self._batch.step(actions)
         self._episode_steps += 1
@@ -160,7 +156,8 @@ class RaceVectorEnv(VectorEnv):
     def _masked_infos(infos: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
         """Gymnasium's vector info: each key's array (zero where the mask is False) and its `_key` mask."""
         out: dict[str, np.ndarray] = {}
+        everyone = bool(mask.all())
         for key in INFO_KEYS:
-            out[key] = np.where(mask, infos[key], np.zeros_like(infos[key]))
+            out[key] = infos[key] if everyone else np.where(mask, infos[key], np.zeros_like(infos[key]))
             out[f"_{key}"] = mask.copy()
         return out
