@@ -175,8 +175,8 @@ def train(args: Args, log: bool = True) -> History:
                 mb_advantages = b_advantages[mb]
                 mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
                 # Clipped surrogate objective L^CLIP (Schulman et al. 2017, eq. 7).
-                pg_loss = torch.max(-mb_advantages * ratio,
-                                    -mb_advantages * ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)).mean()  # fmt: skip
+                clipped_ratio = ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)
+                pg_loss = torch.max(-mb_advantages * ratio, -mb_advantages * clipped_ratio).mean()
                 new_value = new_value.flatten()
                 v_clipped = b_values[mb] + (new_value - b_values[mb]).clamp(-args.clip_coef, args.clip_coef)
                 v_loss = 0.5 * torch.max((new_value - b_returns[mb]) ** 2, (v_clipped - b_returns[mb]) ** 2).mean()

@@ -15,7 +15,7 @@ from trackrl.sim.track import load_track
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def load_example(name: str):  # noqa: ANN201  (a module loaded from a path)
+def load_example(name: str):
     spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up there

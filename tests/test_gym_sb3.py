@@ -11,11 +11,12 @@ import pytest
 
 pytest.importorskip("stable_baselines3")
 
-from stable_baselines3.common.env_checker import check_env  # noqa: E402
-from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor  # noqa: E402
+from stable_baselines3.common.env_checker import check_env
+from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
-import trackrl  # noqa: E402, F401
-from trackrl.sim.sb3_vec_env import RaceSB3VecEnv  # noqa: E402
+import trackrl  # noqa: F401
+from trackrl.sim.actions import ACTION_NAMES
+from trackrl.sim.sb3_vec_env import RaceSB3VecEnv
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"use_image": False, "normalize_floats": True}])
@@ -56,6 +57,6 @@ def test_vec_monitor_reports_episodes_of_the_adapter() -> None:
     env.reset()
     episodes = []
     while len(episodes) < 2:
-        _, _, _, infos = env.step(np.full(2, 3))  # "nothing": cut off after 2 s without a new zone
+        _, _, _, infos = env.step(np.full(2, ACTION_NAMES.index("nothing")))  # cut off after 2 s without a new zone
         episodes += [info["episode"] for info in infos if "episode" in info]
     assert all(episode["l"] == 40 and episode["r"] == pytest.approx(-0.06) for episode in episodes)
