@@ -20,17 +20,18 @@ train: $(STAMP)
 	$(BIN)/trackrl train --config $(CONFIG)
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/sim_throughput.py
 	$(BIN)/python benchmarks/learner_step.py
 	$(BIN)/python benchmarks/compare_speed.py
+	$(BIN)/python benchmarks/gym_vector.py
 
 clean:
 	rm -rf $(VENV)

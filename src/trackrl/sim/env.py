@@ -42,6 +42,23 @@ class StepResult:
 
 
 class VecRaceEnv:
+    """`num_cars` independent cars on one track, stepped together on arrays (no Python loop over cars).
+
+    `reset(car_indices)` returns (images (B, 1, H, W) uint8, floats (B, F) float32) of all cars; `step(actions)`
+    takes (B,) integer actions in [0, 12) and returns a `StepResult`. Cars that are done stay frozen until reset
+    (no autoreset: the collectors and `trackrl.sim.gym_vector.RaceVectorEnv` decide). The float layout is
+    `trackrl.sim.observation`'s (docs/observation.md); rewards are Linesight's (`rewards_config`).
+
+    Args:
+        track: the `Track` to race on.
+        num_cars: batch size B.
+        env_config / rewards_config: `EnvironmentConfig` / `RewardsConfig` (defaults if None).
+        image_size_px: (height, width) of the camera image.
+        render_images: False skips the camera (images stay zeros; about 4x faster).
+        seed: kept for API symmetry; the dynamics are deterministic.
+        car_params / camera: the car model and camera (defaults shared with reference.py).
+    """
+
     def __init__(
         self,
         track: Track,
