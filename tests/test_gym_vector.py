@@ -71,8 +71,12 @@ def test_native_vector_env_equals_sync_vector_env_of_single_envs(autoreset_mode:
     for step in range(400):
         # Mostly forward so that cars also finish; sometimes nothing so that the no-progress cutoff fires.
         actions = rng.choice([0, 0, 0, 1, 2, 5], size=4).astype(np.int64)
-        native_out, sync_out = native.step(actions), sync.step(actions)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            native_out = native.step(actions)
+        sync_out = sync.step(actions)
         assert_same(native_out, sync_out, f"step {step}")
+        assert native.observation_space.contains(native_out[0])
         ends["terminated"] += int(native_out[2].sum())
         ends["truncated"] += int(native_out[3].sum())
     assert ends["terminated"] > 0 and ends["truncated"] > 0, ends
