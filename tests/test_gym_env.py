@@ -183,6 +183,8 @@ def test_random_starts_follow_the_seed_and_standing_stays_default() -> None:
     assert always_random.reset(seed=3)[1] == starts[0]
     with pytest.raises(UserError, match="start"):
         env.reset(options={"start": "flying"})
+    with pytest.raises(UserError, match="unknown key"):
+        env.reset(options={"begin": "random"})
 
 
 def test_random_start_drives_on_from_there() -> None:

@@ -239,13 +239,13 @@ class RaceBatch:
         }
 
 
-def reset_start(options: dict[str, Any] | None, default: str) -> str:
-    """The start of this reset: options["start"] if given, else the env's default."""
+def reset_start(options: dict[str, Any] | None, default: str, known: tuple[str, ...] = ("start",)) -> str:
+    """The start of this reset: options["start"] if given, else the env's default (other keys: `known`)."""
     if options is None:
         return default
-    unknown = set(options) - {"start", "reset_mask"}
+    unknown = set(options) - set(known)
     if unknown:
-        raise UserError(f"reset options: unknown key(s) {sorted(unknown)}; known: start")
+        raise UserError(f"reset options: unknown key(s) {sorted(unknown)}; known: {', '.join(known)}")
     return _check_choice("options['start']", options.get("start", default), STARTS)
 
 

@@ -99,7 +99,7 @@ class RaceVectorEnv(VectorEnv):
             if seeds[car] is not None or not self._seeded[car]:
                 self._batch.seed_car(int(car), seeding.np_random(seeds[car])[0])
                 self._seeded[car] = True
-        start = reset_start(options, self._batch.start)
+        start = reset_start(options, self._batch.start, known=("start", "reset_mask"))
         self._batch.reset_cars(cars, [start] * cars.size)
         self._episode_steps[cars] = 0
         self._autoreset[cars] = False
