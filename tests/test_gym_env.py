@@ -20,6 +20,7 @@ from trackrl.config import EnvironmentConfig
 from trackrl.errors import UserError
 from trackrl.sim.actions import ACTION_NAMES, N_ACTIONS
 from trackrl.sim.drivers import braking_driver_actions, follow_centerline_actions
+from trackrl.sim.env import STATE_HEIGHT, STATE_X, STATE_Z, VecRaceEnv
 from trackrl.sim.gym_env import INFO_KEYS, RaceEnv
 from trackrl.sim.observation import (
     float_input_layout,
@@ -30,7 +31,7 @@ from trackrl.sim.observation import (
 )
 from trackrl.sim.observation_doc import page_markdown
 from trackrl.sim.reference import reference_lap
-from trackrl.sim.track import builtin_track_names
+from trackrl.sim.track import builtin_track_names, load_track
 
 NOTHING = ACTION_NAMES.index("nothing")
 OBSERVATION_DOC = Path(__file__).resolve().parents[1] / "docs" / "observation.md"
@@ -247,3 +248,22 @@ def test_observation_doc_is_generated_from_the_layout() -> None:
     assert OBSERVATION_DOC.read_text(encoding="utf-8") == page_markdown(), (
         "docs/observation.md is out of date: `python -m trackrl.sim.observation_doc docs/observation.md` regenerates it"
     )
+
+
+def test_vec_env_start_puts_cars_on_the_centre_line_at_the_given_distance_and_speed() -> None:
+    track = load_track("hills")
+    env = VecRaceEnv(track, 3, render_images=False)
+    distances_m, speeds_mps = np.array([0.0, 400.25, track.length_m - 1.0]), np.array([0.0, 20.0, 35.0])
+    env.reset(None, distances_m, speeds_mps)
+    np.testing.assert_allclose(env._state[:, [STATE_X, STATE_HEIGHT, STATE_Z]], track.point_at_distance(distances_m),
+                               atol=1e-9)  # fmt: skip
+    velocities = env.velocities_mps
+    np.testing.assert_allclose(np.linalg.norm(velocities, axis=1), speeds_mps, atol=1e-9)
+    headings = env.headings_rad[1:]
+    np.testing.assert_allclose(velocities[1:], speeds_mps[1:, None] * np.stack([np.cos(headings), np.sin(headings)], 1),
+                               atol=1e-9)  # fmt: skip
+    np.testing.assert_array_equal(env.zones_passed, [0, 40, int((track.length_m - 1.0) // 10)])
+    result = env.step(np.zeros(3, dtype=np.int64))
+    assert np.all(result.progress_m > distances_m) and not result.truncated.any()
+    with pytest.raises(ValueError, match="start_progress_m"):
+        env.reset(np.array([0]), np.array([track.length_m]), np.array([0.0]))
