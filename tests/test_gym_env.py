@@ -160,7 +160,7 @@ def test_every_float_stays_within_its_bounds(track_name: str) -> None:
         outside = (floats < space.low) | (floats > space.high)
         assert not outside.any(), f"{track_name}: entries {np.flatnonzero(outside.any(axis=0))} out of bounds"
     # The bounds are physical, not loose: speed below the terminal speed, zone 39 within ~40 spacings.
-    layout = dict(float_input_layout(env._batch.env_config))
+    layout = dict(float_input_layout(EnvironmentConfig()))
     assert space.high[layout["velocity_car_frame_mps"]][2] == pytest.approx(1.01 * terminal_speed_mps())
     assert space.high[layout["zone_centers_car_frame_m"]][-1] < 40 * 10 + env.track.road_width_m
     assert space.high[-1] == 700.0 and space.low[-1] == 0.0
