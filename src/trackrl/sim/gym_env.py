@@ -193,11 +193,11 @@ class RaceBatch:
             just_finished = result.finished & ~self._finished
             rewards = (cfg.reward_per_m * (result.progress_m - self._progress_m) - cfg.time_penalty_per_s * elapsed_s
                        + cfg.finish_bonus * just_finished)  # fmt: skip
-        rewards = np.where(active, rewards, 0.0)
+        rewards[~active] = 0.0
         self._progress_m, self._race_time_ms = result.progress_m, result.race_time_ms
         self._speed_mps, self._finished = result.speed_mps, result.finished
         self._done = result.terminated | result.truncated
-        return rewards, result.terminated.copy(), result.truncated.copy()
+        return rewards, result.terminated, result.truncated  # StepResult's arrays are fresh at every step
 
     def mark_done(self, cars: np.ndarray) -> None:
         """Cars truncated outside the simulator (a step limit): no more reward until they are reset."""

@@ -117,13 +117,15 @@ class RaceVectorEnv(VectorEnv):
     def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = np.asarray(actions)
         # VecRaceEnv.step checks the shape, dtype and range of the actions.
-        resetting = np.flatnonzero(self._autoreset)  # NEXT_STEP: these cars were done at the last step
+        # NEXT_STEP: these cars were done at the last step.
+        resetting = np.flatnonzero(self._autoreset) if self._autoreset.any() else np.empty(0, dtype=np.int64)
         rewards, terminated, truncated = self._batch.step(actions)
         self._episode_steps += 1
         if self.max_episode_steps is not None:
             out_of_time = (self._episode_steps >= self.max_episode_steps) & ~terminated
-            self._batch.mark_done(np.flatnonzero(out_of_time))
-            truncated |= out_of_time
+            if out_of_time.any():
+                self._batch.mark_done(np.flatnonzero(out_of_time))
+                truncated |= out_of_time
         infos: dict[str, Any] = {}
         if resetting.size:
             self._batch.reset_cars(resetting, [self._batch.start] * resetting.size)
