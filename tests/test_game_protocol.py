@@ -69,6 +69,7 @@ COMMANDS = [
 def test_commands_encode_to_the_documented_bytes(pair, method: str, args: tuple, wire: bytes) -> None:
     client, game_end = pair
     getattr(client, method)(*args)
+    client.flush()  # commands go out together when the client next waits (or on flush)
     assert sent(game_end, len(wire)) == wire
 
 
@@ -95,6 +96,7 @@ def test_queries_send_their_type_and_read_the_documented_reply(pair, method, rep
 def test_sync_events_decode_from_the_documented_bytes_and_echo_their_type(pair) -> None:
     client, game_end = pair
     client.request_frame(2, 1)
+    client.flush()
     sent(game_end, 12)
     game_end.sendall(
         b"\x05\x00\x00\x00"  # on connect
@@ -132,6 +134,8 @@ def test_a_frame_that_was_never_requested_is_an_error(pair) -> None:
 def test_a_short_read_then_a_closed_peer_names_the_message(pair) -> None:
     client, game_end = pair
     client.request_frame(160, 120)
+    client.flush()
+    sent(game_end, 12)
     game_end.sendall(b"\x04\x00\x00\x00" + b"\x00" * 1000)  # the game dies mid-frame
     game_end.close()
     with pytest.raises(GameConnectionError, match=r"closed.*SC_REQUESTED_FRAME_SYNC's 160x120 BGRA.*got 1000 of 76800"):
@@ -263,3 +267,17 @@ def test_rotation_to_quaternion_matches_an_axis_angle_rotation() -> None:
     np.testing.assert_allclose(rotation_to_quaternion(rotation), [np.cos(angle / 2), 0, np.sin(angle / 2), 0])
     flipped = np.diag([1.0, -1.0, -1.0])  # 180 degrees about x: the trace <= 0 branch
     np.testing.assert_allclose(np.abs(rotation_to_quaternion(flipped)), [0, 1, 0, 0], atol=1e-12)
+
+
+def test_commands_are_sent_together_before_the_client_waits(pair) -> None:
+    client, game_end = pair
+    client.set_speed(0.0)
+    client.request_frame(160, 120)
+    game_end.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        game_end.recv(1)  # nothing on the wire yet: the game would not read it before its wait anyway
+    game_end.setblocking(True)
+    client.respond(RunStep(0))
+    assert sent(game_end, 24) == b"\x06\x00\x00\x00" + bytes(
+        4
+    ) + b"\x11\x00\x00\x00\xa0\x00\x00\x00\x78\x00\x00\x00" + (b"\x01\x00\x00\x00")

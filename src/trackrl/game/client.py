@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,20 +27,21 @@ from trackrl.game.protocol import (
     HOST,
     INT32,
     MESSAGE_STRUCTS,
-    PAYLOAD_STRUCTS,
     TYPE_AND_LENGTH,
     GameConnectionError,
     GameProtocolError,
     MessageType,
+    Receiver,
     message_name,
-    recv_exact,
     send_all,
+    set_buffer_sizes,
     set_os_timeouts,
 )
 
 M = MessageType
 MAX_BLOB_BYTES = 1 << 20  # a longer length prefix means the stream is out of step, not a real state
 MAX_TEXT_BYTES = 1 << 24
+PAIR = struct.Struct("<ii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +84,10 @@ class TMIClient:
     def __init__(self, sock: socket.socket, port: int) -> None:
         self.sock = sock
         self.port = port
-        self._int = memoryview(bytearray(4))
-        self._pair = memoryview(bytearray(8))
+        self._receiver = Receiver(sock)
+        # Commands are collected and sent in one write when the client next waits for the game (a read or an
+        # echo): the game reads them only during its wait anyway, and one syscall per burst is much cheaper.
+        self._outgoing = bytearray()
         self._frame_size: tuple[int, int] | None = None  # (W, H) of the latest request
         self._frame_buffer = bytearray()
         self._frame_view = memoryview(self._frame_buffer)
@@ -101,6 +105,7 @@ class TMIClient:
         deadline = time.monotonic() + connect_timeout_s
         while True:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            set_buffer_sizes(sock)
             try:
                 sock.connect((host, port))
                 break
@@ -119,11 +124,9 @@ class TMIClient:
     # ---- the sync events --------------------------------------------------------------------------------------
     def next_event(self) -> SyncEvent:
         """Read the next sync message; GameProtocolError for any other type (the stream cannot be resynchronised)."""
-        recv_exact(self.sock, self._int, "the next message type from the game")
-        message_type = INT32.unpack(self._int)[0]
+        message_type = self._read_int32("the next message type from the game")
         if message_type == M.SC_RUN_STEP_SYNC:
-            recv_exact(self.sock, self._int, "SC_RUN_STEP_SYNC's race time")
-            return RunStep(INT32.unpack(self._int)[0])
+            return RunStep(self._read_int32("SC_RUN_STEP_SYNC's race time"))
         if message_type == M.SC_REQUESTED_FRAME_SYNC:
             return FrameReady(self._read_frame())
         if message_type == M.SC_CHECKPOINT_COUNT_CHANGED_SYNC:
@@ -147,37 +150,46 @@ class TMIClient:
     def respond(self, event: SyncEvent | MessageType) -> None:
         """Echo a sync event's type: the game continues."""
         message_type = event if isinstance(event, MessageType) else event.type
-        send_all(self.sock, self._encoded_types[message_type], f"the echo of {message_type.name}")
+        self._outgoing += self._encoded_types[message_type]
+        self.flush()
+
+    def flush(self) -> None:
+        """Send the collected commands now (reads and echoes do this first by themselves)."""
+        if self._outgoing:
+            data, self._outgoing = self._outgoing, bytearray()
+            send_all(self.sock, data, "commands to the game")
 
     def _read_pair(self, what: str) -> tuple[int, int]:
-        recv_exact(self.sock, self._pair, what)
-        return PAYLOAD_STRUCTS[M.SC_CHECKPOINT_COUNT_CHANGED_SYNC].unpack(self._pair)
+        if self._outgoing:
+            self.flush()
+        offset = self._receiver.take(8, what)
+        return PAIR.unpack_from(self._receiver.buffer, offset)
 
     def _read_frame(self) -> np.ndarray:
         if self._frame_size is None:
             raise GameProtocolError("the game sent a frame (SC_REQUESTED_FRAME_SYNC) that was never requested")
         width, height = self._frame_size
-        recv_exact(self.sock, self._frame_view, f"SC_REQUESTED_FRAME_SYNC's {width}x{height} BGRA pixels")
+        self._receiver.read_into(self._frame_view, f"SC_REQUESTED_FRAME_SYNC's {width}x{height} BGRA pixels")
         return np.frombuffer(self._frame_buffer, dtype=np.uint8).reshape(height, width, 4)
 
     # ---- commands ---------------------------------------------------------------------------------------------
     def _send(self, message_type: MessageType, *payload: int | float) -> None:
-        send_all(self.sock, self._messages[message_type](int(message_type), *payload), message_type.name)
+        self._outgoing += self._messages[message_type](int(message_type), *payload)
 
     def _send_bytes(self, message_type: MessageType, data: bytes) -> None:
-        send_all(self.sock, TYPE_AND_LENGTH.pack(int(message_type), len(data)) + data, message_type.name)
+        self._outgoing += TYPE_AND_LENGTH.pack(int(message_type), len(data))
+        self._outgoing += data
 
     def _read_int32(self, what: str) -> int:
-        recv_exact(self.sock, self._int, what)
-        return INT32.unpack(self._int)[0]
+        if self._outgoing:
+            self.flush()
+        return self._receiver.take_int32(what)
 
     def _read_length_prefixed(self, what: str, limit: int) -> bytes:
         length = self._read_int32(f"the length of {what}")
         if not 0 <= length <= limit:
             raise GameProtocolError(f"the game announced {length} bytes for {what}: the stream is out of step")
-        data = bytearray(length)
-        recv_exact(self.sock, memoryview(data), f"{what} ({length} bytes)")
-        return bytes(data)
+        return self._receiver.take_bytes(length, f"{what} ({length} bytes)")
 
     def set_speed(self, speed: float) -> None:
         """Game speed: 0 pauses the simulation, 1 is real time, Linesight runs at 80."""
@@ -256,6 +268,7 @@ class TMIClient:
             return
         with contextlib.suppress(GameConnectionError):
             self._send(M.C_SHUTDOWN)
+            self.flush()
         self.sock.close()
 
     def __enter__(self) -> TMIClient:

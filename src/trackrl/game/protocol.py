@@ -126,14 +126,13 @@ def encode_frame(bgra: bytes | memoryview) -> bytes:
     return INT32.pack(int(M.SC_REQUESTED_FRAME_SYNC)) + bytes(bgra)
 
 
-def recv_exact(sock: socket.socket, buffer: memoryview, what: str) -> None:
+def recv_exact(sock: socket.socket, buffer: memoryview, what: str, received: int = 0) -> None:
     """Fill `buffer` with exactly len(buffer) bytes; any way of not getting them is one GameConnectionError.
 
     Short reads are completed (TCP may split a message); the peer closing, a reset, or a timeout — Python's
     `TimeoutError` (= socket.timeout) or, with an OS-level SO_RCVTIMEO, `BlockingIOError` — name `what`.
     """
-    size = len(buffer)
-    received = 0
+    size = len(buffer)  # buffer[:received] is filled already
     while received < size:
         try:
             n = sock.recv_into(buffer[received:] if received else buffer, size - received, MSG_WAITALL)
@@ -158,6 +157,15 @@ def send_all(sock: socket.socket, data: bytes | bytearray | memoryview, what: st
         raise GameConnectionError(f"connection lost sending {what}: {error}") from error
 
 
+SOCKET_BUFFER_BYTES = 1 << 21  # a whole 640x480 BGRA frame (1.2 MB) in one send: no blocking mid-frame
+
+
+def set_buffer_sizes(sock: socket.socket) -> None:
+    """Large kernel buffers (set before connect/listen so TCP window scaling covers them)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
+
+
 def set_os_timeouts(sock: socket.socket, timeout_s: float | None) -> None:
     """SO_RCVTIMEO/SO_SNDTIMEO at OS level (as Linesight): reads stay single blocking MSG_WAITALL syscalls.
 
@@ -172,3 +180,72 @@ def set_os_timeouts(sock: socket.socket, timeout_s: float | None) -> None:
     timeval = struct.pack("ll", seconds, round((timeout_s - seconds) * 1e6))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+
+
+class Receiver:
+    """Exact-size reads through one buffer: a burst of messages costs one recv syscall, not two per message.
+
+    `take(n, what)` returns the offset of the next n bytes in `buffer` (valid until the next call); every way of
+    not getting them is one GameConnectionError naming `what`, as in recv_exact.
+    """
+
+    def __init__(self, sock: socket.socket, size: int = 1 << 16) -> None:
+        self.sock = sock
+        self.buffer = bytearray(size)
+        self._view = memoryview(self.buffer)
+        self.start = 0
+        self.end = 0
+
+    def buffered(self) -> int:
+        return self.end - self.start
+
+    def take(self, n: int, what: str) -> int:
+        if self.end - self.start < n:
+            self._fill(n, what)
+        offset = self.start
+        self.start += n
+        return offset
+
+    def take_int32(self, what: str) -> int:
+        if self.end - self.start < 4:
+            self._fill(4, what)
+        value = INT32.unpack_from(self.buffer, self.start)[0]
+        self.start += 4
+        return value
+
+    def take_bytes(self, n: int, what: str) -> bytes:
+        offset = self.take(n, what)
+        return bytes(self._view[offset : offset + n])
+
+    def read_into(self, out: memoryview, what: str) -> None:
+        """Fill `out` (e.g. a frame buffer): what is buffered first, then straight from the socket."""
+        from_buffer = min(len(out), self.end - self.start)
+        out[:from_buffer] = self._view[self.start : self.start + from_buffer]
+        self.start += from_buffer
+        if from_buffer < len(out):
+            recv_exact(self.sock, out, what, received=from_buffer)
+
+    def _fill(self, n: int, what: str) -> None:
+        pending = self.end - self.start
+        if pending == 0:
+            self.start = self.end = 0
+        if self.start + n > len(self.buffer):  # move the pending bytes to the front (or grow for a big message)
+            if n > len(self.buffer):
+                self.buffer = bytearray(self.buffer[self.start : self.end]) + bytearray(max(n, 2 * len(self.buffer)))
+                self._view = memoryview(self.buffer)
+            else:
+                self.buffer[:pending] = self.buffer[self.start : self.end]
+            self.start, self.end = 0, pending
+        while self.end - self.start < n:
+            try:
+                received = self.sock.recv_into(self._view[self.end :], len(self.buffer) - self.end)
+            except (TimeoutError, BlockingIOError) as error:
+                raise GameConnectionError(
+                    f"timed out reading {what} (got {self.end - self.start} of {n} bytes)"
+                ) from error
+            except OSError as error:
+                raise GameConnectionError(f"connection lost reading {what}: {error}") from error
+            if received == 0:
+                raise GameConnectionError(f"the other end closed the connection while reading {what} "
+                                          f"(got {self.end - self.start} of {n} bytes)")  # fmt: skip
+            self.end += received

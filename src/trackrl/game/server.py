@@ -35,9 +35,10 @@ from trackrl.game.protocol import (
     GameConnectionError,
     GameProtocolError,
     MessageType,
+    Receiver,
     message_name,
-    recv_exact,
     send_all,
+    set_buffer_sizes,
     set_os_timeouts,
 )
 from trackrl.game.simulated_game import SimulatedGame
@@ -62,6 +63,7 @@ class PluginServer:
         self.realtime = realtime
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        set_buffer_sizes(self.listener)  # accepted sockets inherit them
         try:
             self.listener.bind((host, port))
         except OSError as error:
@@ -75,8 +77,7 @@ class PluginServer:
         self.on_step_period_ms = DEFAULT_ON_STEP_PERIOD_MS
         self.frame_request: tuple[int, int] | None = None  # (W, H) to send at the next render
         self.clients_served = 0
-        self._int = memoryview(bytearray(4))
-        self._payload = memoryview(bytearray(8))
+        self._receiver: Receiver | None = None
         self._frame_buffers: dict[tuple[int, int], tuple[bytearray, np.ndarray, np.ndarray]] = {}
         self._game_time_debt_ms = 0.0
         self._last_wall_s = time.monotonic()
@@ -141,6 +142,7 @@ class PluginServer:
         sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client = sock
+        self._receiver = Receiver(sock)
         self.clients_served += 1
         self._apply_timeout()
         log.info("port %d: client connected from %s:%d", self.port, *address)
@@ -153,6 +155,7 @@ class PluginServer:
             log.info("port %d: client disconnected: %s", self.port, reason)
         self.client.close()
         self.client = None
+        self._receiver = None
         self.frame_request = None
         self.response_timeout_ms = DEFAULT_RESPONSE_TIMEOUT_MS
 
@@ -174,12 +177,17 @@ class PluginServer:
         if buffers is None:  # one buffer per size: [type][W·H·4 BGRA], alpha 255, filled in place
             message = bytearray(4 + width * height * 4)
             message[:4] = INT32.pack(int(M.SC_REQUESTED_FRAME_SYNC))
-            bgra = np.frombuffer(message, dtype=np.uint8, offset=4).reshape(height, width, 4)
-            bgra[..., 3] = 255
-            buffers = self._frame_buffers[(width, height)] = (message, bgra, np.zeros((1, 1, height, width), np.uint8))
-        message, bgra, gray = buffers
+            pixels = np.frombuffer(message, dtype="<u4", offset=4).reshape(height, width)  # one BGRA pixel each
+            buffers = self._frame_buffers[(width, height)] = (
+                message,
+                pixels,
+                np.zeros((1, 1, height, width), np.uint8),
+            )
+        message, pixels, gray = buffers
         self.game.render_gray(width, height, gray)
-        bgra[..., :3] = gray[0, 0, :, :, None]
+        # Gray g -> bytes (B, G, R, A) = (g, g, g, 255): the little-endian uint32 0xFF000000 + g * 0x010101.
+        np.multiply(gray[0, 0], np.uint32(0x010101), out=pixels, dtype=np.uint32)
+        pixels |= np.uint32(0xFF000000)
         self._send(message, f"SC_REQUESTED_FRAME_SYNC ({width}x{height})")
         self._wait_for_response(M.SC_REQUESTED_FRAME_SYNC)
         self.frame_request = None  # the plugin resets the request after the frame's wait
@@ -199,8 +207,11 @@ class PluginServer:
             client = self.client
             if client is None:
                 raise _ClientGone
-            remaining_s = self.response_timeout_ms / 1000 - (time.monotonic() - start)
-            readable, _, _ = select.select([client], [], [], max(remaining_s, 0.0))
+            if not self._receiver.buffered():  # type: ignore[union-attr]
+                remaining_s = self.response_timeout_ms / 1000 - (time.monotonic() - start)
+                readable, _, _ = select.select([client], [], [], max(remaining_s, 0.0))
+            else:
+                readable = [client]
             if not readable:
                 self._drop_client(f"no echo of {expected.name} within {self.response_timeout_ms} ms (timeout)")
                 raise _ClientGone
@@ -218,25 +229,19 @@ class PluginServer:
 
     # ---- commands ---------------------------------------------------------------------------------------------
     def _read_int32(self, what: str) -> int:
-        assert self.client is not None
-        recv_exact(self.client, self._int, what)
-        return INT32.unpack(self._int)[0]
+        return self._receiver.take_int32(what)  # type: ignore[union-attr]
 
     def _read_payload(self, message_type: MessageType) -> tuple:
         payload_struct = PAYLOAD_STRUCTS[message_type]
-        if payload_struct.size == 0:
-            return ()
-        view = self._payload[: payload_struct.size]
-        recv_exact(self.client, view, f"{message_type.name}'s payload")  # type: ignore[arg-type]
-        return payload_struct.unpack(view)
+        receiver = self._receiver
+        offset = receiver.take(payload_struct.size, f"{message_type.name}'s payload")  # type: ignore[union-attr]
+        return payload_struct.unpack_from(receiver.buffer, offset)  # type: ignore[union-attr]
 
     def _read_bytes(self, message_type: MessageType, limit: int) -> bytes:
         length = self._read_int32(f"{message_type.name}'s length")
         if not 0 <= length <= limit:
             raise GameProtocolError(f"{message_type.name} announced {length} bytes (at most {limit})")
-        data = bytearray(length)
-        recv_exact(self.client, memoryview(data), f"{message_type.name}'s {length} bytes")  # type: ignore[arg-type]
-        return bytes(data)
+        return self._receiver.take_bytes(length, f"{message_type.name}'s {length} bytes")  # type: ignore[union-attr]
 
     def _reply(self, data: bytes, what: str) -> None:
         assert self.client is not None
