@@ -21,7 +21,7 @@ import pytest
 from linesight_driver import LinesightStyleDriver
 
 from trackrl.config import EnvironmentConfig
-from trackrl.game.blob import parse_state
+from trackrl.game.blob import parse_state, rotation_to_quaternion
 from trackrl.game.client import CheckpointCountChanged, Connected, FrameReady, RunStep, TMIClient
 from trackrl.game.protocol import GameConnectionError
 from trackrl.game.server import PluginServer
@@ -180,6 +180,8 @@ def test_blob_read_with_plain_struct_holds_the_simulators_values(served: ServerT
     heading = env.headings_rad[0]
     np.testing.assert_allclose(rotation[:, 2], [np.cos(heading), 0, np.sin(heading)], atol=1e-6)  # forward axis
     np.testing.assert_allclose(rotation.T @ rotation, np.eye(3), atol=1e-6)
+    quaternion = np.array(struct.unpack_from("<4f", blob, 672))
+    np.testing.assert_allclose(quaternion, rotation_to_quaternion(rotation), atol=1e-6)
     car_frame_velocity = rotation.T @ np.array([vx, vy, vz])
     # M·v in the car frame (left, up, forward) is the simulator's own float observation of the velocity.
     velocity = dict(float_input_layout(CONFIG))["velocity_car_frame_mps"]

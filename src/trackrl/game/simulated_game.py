@@ -18,6 +18,7 @@ What maps to what:
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 
@@ -33,11 +34,10 @@ from trackrl.game.blob import (
     HAS_SIMULATION_WHEELS,
     HAS_TIMERS,
     BlobError,
+    BlobWriter,
     SimState,
     WheelStates,
-    encode_state,
     parse_state,
-    rotation_to_quaternion,
 )
 from trackrl.sim.actions import ACTIONS
 from trackrl.sim.camera import CameraRays, TrackTexture, build_track_texture, camera_rays, render_images
@@ -74,9 +74,12 @@ class SimulatedGame:
         self.track = track
         self.track_id = track_id(track)
         self.checkpoint_distances_m = track.length_m * np.arange(1, self.n_checkpoints + 1) / (self.n_checkpoints + 1)
-        heights = track.centerline_m[:, 1]
-        planar = np.hypot(*np.diff(track.centerline_m[:, [0, 2]], axis=0).T)
-        self._grade = np.diff(heights) / planar  # tan θ per segment, for the vertical speed
+        delta = np.diff(track.centerline_m, axis=0)
+        planar = np.hypot(delta[:, 0], delta[:, 2])
+        self._grade = (delta[:, 1] / planar).tolist()  # tan θ per segment, for the vertical speed
+        self._tangent_x, self._tangent_z = (delta[:, 0] / planar).tolist(), (delta[:, 2] / planar).tolist()
+        self._cumulative_m = track.cumulative_distance_m
+        self._writer = BlobWriter(self._template_state())
         self._envs: dict[int, VecRaceEnv] = {1: self._new_env(1)}
         self._env = self._envs[1]
         self._texture: TrackTexture | None = None
@@ -174,6 +177,31 @@ class SimulatedGame:
             return True
         return False
 
+    def _template_state(self) -> SimState:
+        """The fields that never change in this simulator: level body, four wheels on asphalt, no gearbox."""
+        n = self.n_checkpoints + 1
+        return SimState(
+            race_time_ms=0,
+            position_m=np.zeros(3, np.float32),
+            rotation=np.eye(3, dtype=np.float32),
+            quaternion=np.array([1, 0, 0, 0], np.float32),
+            linear_velocity_mps=np.zeros(3, np.float32),
+            angular_velocity_radps=np.zeros(3, np.float32),
+            wheels=WheelStates(
+                damper_absorb=np.zeros(4, dtype=np.float32),
+                has_ground_contact=np.ones(4, dtype=bool),
+                contact_material_id=np.full(4, ROAD_MATERIAL_ID, dtype=np.int32),
+                is_sliding=np.zeros(4, dtype=bool),
+            ),
+            gear=0,
+            actual_rpm=0.0,
+            gearbox_state=0,
+            is_freewheeling=False,
+            cp_states=np.zeros(n, dtype=bool),
+            cp_times_ms=np.full(n, -1, dtype=np.int32),
+            flags=BLOB_FLAGS,
+        )
+
     def _new_env(self, ticks: int) -> VecRaceEnv:
         config = EnvironmentConfig(
             tm_engine_step_per_action=ticks,
@@ -193,56 +221,44 @@ class SimulatedGame:
 
     # ---- state blobs ------------------------------------------------------------------------------------------
     def state(self) -> SimState:
+        """The car's state as a typed SimState (parse_state(state_blob()) gives the same fields)."""
+        return parse_state(self.state_blob())
+
+    def _dyna(self) -> tuple[float, ...]:
+        """quaternion, rotation (row-major), position, linear velocity, added velocity (0), angular velocity."""
         env = self._env
         heading = float(env.headings_rad[0])
-        sin_h, cos_h = np.sin(heading), np.cos(heading)
-        # Columns: the car's left, up and forward axes in the world (left = up × forward).
-        rotation = np.array([[sin_h, 0.0, cos_h], [0.0, 1.0, 0.0], [-cos_h, 0.0, sin_h]])
-        vx, vz = env.velocities_mps[0]
-        segment = min(
-            int(np.searchsorted(self.track.cumulative_distance_m, env.progress_m[0]) - 1), len(self._grade) - 1
-        )
-        tangent = np.diff(self.track.centerline_m[[segment, segment + 1]][:, [0, 2]], axis=0)[0]
-        along_mps = (vx * tangent[0] + vz * tangent[1]) / np.hypot(*tangent)
-        sliding = bool(env.sliding[0])
-        state = SimState(
-            race_time_ms=self.race_time_ms,
-            position_m=env.positions_m[0].astype(np.float32),
-            rotation=rotation.astype(np.float32),
-            quaternion=rotation_to_quaternion(rotation).astype(np.float32),
-            linear_velocity_mps=np.array([vx, along_mps * self._grade[max(segment, 0)], vz], dtype=np.float32),
-            angular_velocity_radps=np.array([0.0, -env.yaw_rates_radps[0], 0.0], dtype=np.float32),  # ψ̇ > 0 = right
-            wheels=WheelStates(
-                damper_absorb=np.zeros(4, dtype=np.float32),
-                has_ground_contact=np.ones(4, dtype=bool),
-                contact_material_id=np.full(4, ROAD_MATERIAL_ID, dtype=np.int32),
-                is_sliding=np.full(4, sliding),
-            ),
-            gear=0,
-            actual_rpm=0.0,
-            gearbox_state=0,
-            is_freewheeling=False,
-            cp_states=self.cp_times_ms >= 0,
-            cp_times_ms=self.cp_times_ms.copy(),
-            race_finished=self.finished and not self.finish_prevented,
-            time_ms=self.tick_time_ms + COUNTDOWN_MS,
-            flags=BLOB_FLAGS,
-        )
-        return state
+        sin_h, cos_h = math.sin(heading), math.cos(heading)
+        # Columns: the car's left, up and forward axes in the world (left = up × forward); a yaw about y.
+        rotation = (sin_h, 0.0, cos_h, 0.0, 1.0, 0.0, -cos_h, 0.0, sin_h)
+        half = (heading - math.pi / 2) / 2  # the same rotation as a quaternion (w, x, y, z): angle π/2 − ψ about y
+        quaternion = (math.cos(half), 0.0, -math.sin(half), 0.0)
+        x, y, z = env.positions_m[0].tolist()
+        vx, vz = env.velocities_mps[0].tolist()
+        progress_m = float(env.progress_m[0])
+        segment = min(max(int(np.searchsorted(self._cumulative_m, progress_m)) - 1, 0), len(self._grade) - 1)
+        along_mps = vx * self._tangent_x[segment] + vz * self._tangent_z[segment]
+        vy = along_mps * self._grade[segment]  # the car follows the road's slope
+        return (*quaternion, *rotation, x, y, z, vx, vy, vz, 0.0, 0.0, 0.0, 0.0, -float(env.yaw_rates_radps[0]), 0.0)
 
     def state_blob(self) -> bytes:
         """C_GET_SIMULATION_STATE: the documented fields plus the exact simulator state in dyna.rest."""
-        blob = bytearray(encode_state(self.state()))
         snapshot = self._env.snapshot_car(0)
         header = _HEADER.pack(
             _MAGIC, self.track_id, self.race_time_ms, self.tick_time_ms, self.finished, self.finish_prevented,
             *self.inputs, len(snapshot),
         )  # fmt: skip
-        payload = header + snapshot
-        if len(payload) > DYNA_REST_SIZE:
-            raise RuntimeError(f"simulator snapshot ({len(payload)} bytes) does not fit dyna.rest ({DYNA_REST_SIZE})")
-        blob[DYNA_REST_OFFSET : DYNA_REST_OFFSET + len(payload)] = payload
-        return bytes(blob)
+        if len(header) + len(snapshot) > DYNA_REST_SIZE:
+            raise RuntimeError(f"simulator snapshot ({len(snapshot)} bytes) does not fit dyna.rest ({DYNA_REST_SIZE})")
+        return self._writer.write(
+            race_time_ms=self.race_time_ms,
+            time_ms=self.tick_time_ms + COUNTDOWN_MS,
+            dyna=self._dyna(),
+            sliding=bool(self._env.sliding[0]),
+            race_finished=self.finished and not self.finish_prevented,
+            cp_times_ms=self.cp_times_ms,
+            opaque=header + snapshot,
+        )
 
     def rewind(self, blob: bytes) -> None:
         """C_REWIND_TO_STATE; BlobError (nothing changed) for a blob this server did not write for this track."""
