@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sim_throughput.py
 	$(BIN)/python benchmarks/learner_step.py
 	$(BIN)/python benchmarks/compare_speed.py
+	$(BIN)/python benchmarks/tmi_loopback.py
 
 clean:
 	rm -rf $(VENV)
