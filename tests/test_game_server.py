@@ -167,6 +167,7 @@ def test_blob_read_with_plain_struct_holds_the_simulators_values(served: ServerT
             game.respond(event)
         event = game.next_event()
         blob = game.get_simulation_state_bytes()
+        assert game.get_inputs() == "0 press up\n2000 press left\n"  # TMInterface script lines, ms
         game.respond(event)
     env = VecRaceEnv(load_track("a01"), 1, render_images=False)
     for action in actions:
@@ -326,27 +327,68 @@ def test_finish_prevent_and_race_finished(served: ServerThread) -> None:
         server.close()
 
 
-def test_tmi_serve_cli_serves_and_stops_cleanly_on_ctrl_c(tmp_path) -> None:
+def test_tmi_serve_cli_serves_two_instances_and_stops_cleanly_on_ctrl_c() -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "trackrl.cli", "tmi-serve", "--track", "easy", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "trackrl.cli", "tmi-serve", "--track", "easy", "--port", str(port), "--instances", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     try:
-        with TMIClient.connect(port, timeout_s=20, connect_timeout_s=60) as game:
+        games = [TMIClient.connect(p, timeout_s=20, connect_timeout_s=60) for p in (port, port + 1)]
+        for game in games:
             event = game.next_event()
             assert isinstance(event, Connected)
             game.respond(event)
             assert isinstance(game.next_event(), RunStep)
-            process.send_signal(signal.SIGINT)
-            output = process.communicate(timeout=30)[0]
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group, as in a terminal
+        output = process.communicate(timeout=30)[0]
+        for game in games:
             with pytest.raises(GameConnectionError):  # the client of a stopped game gets one clear error
                 game.next_event()
+            game.close()
     finally:
         if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 0, output
-    assert "stopped (1 clients served)" in output and "Traceback" not in output
+    assert f"port {port}: stopped (1 clients served)" in output and f"port {port + 1}: stopped" in output
+    assert "Traceback" not in output
+
+
+def test_realtime_runs_at_speed_times_real_time() -> None:
+    port = free_port()
+    server = PluginServer(SimulatedGame(load_track("easy")), port, realtime=True)
+    stop = threading.Event()
+    thread = threading.Thread(target=server.serve_forever, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        with TMIClient.connect(port, timeout_s=10) as game:
+            event = game.next_event()
+            game.set_speed(4.0)
+            game.set_on_step_period(50)
+            game.respond(event)
+            first, start = game.next_event(), time.monotonic()
+            game.respond(first)
+            while time.monotonic() - start < 0.5:
+                event = game.next_event()
+                game.respond(event)
+            elapsed_s = time.monotonic() - start
+            race_ms = event.race_time_ms - first.race_time_ms
+            assert race_ms <= 4.0 * elapsed_s * 1000 + 100  # never faster than 4x real time
+            assert race_ms >= 0.3 * 4.0 * elapsed_s * 1000  # (a busy machine may lag behind)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        server.close()
+
+
+def test_an_unknown_message_from_the_client_drops_it_and_the_next_is_served(served: ServerThread) -> None:
+    sock = socket.create_connection(("127.0.0.1", served.port), timeout=5)
+    assert sock.recv(4) == b"\x05\x00\x00\x00"
+    sock.sendall(b"\x63\x00\x00\x00")  # type 99: the stream cannot be resynchronised
+    assert sock.recv(1) == b""
+    sock.close()
+    with TMIClient.connect(served.port, timeout_s=5) as game:
+        assert isinstance(game.next_event(), Connected)
 
 
 def test_tmi_serve_cli_rejects_a_bad_track() -> None:
