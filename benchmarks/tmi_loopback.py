@@ -165,10 +165,13 @@ def main() -> None:
     cpu_cost_us = (min(cpu_protocol) - min(cpu_direct)) * 1e6
     rounds = f"best of {args.rounds} x {args.seconds:g} s"
     print(f"one core (cpu {core}), track {args.track}, {FRAME_W}x{FRAME_H} frames, {rounds}")
-    print(f"simulator stepped directly (1 car + render): {best_direct:8.0f} actions/s  ({1e6 / best_direct:6.0f} us wall, "
-          f"{min(cpu_direct) * 1e6:6.0f} us CPU)")  # fmt: skip
-    print(f"over tmi-serve (Linesight's sequence)      : {best_protocol:8.0f} actions/s  ({1e6 / best_protocol:6.0f} us wall, "
-          f"{min(cpu_protocol) * 1e6:6.0f} us CPU, client + server)")  # fmt: skip
+    direct_line = (
+        f"{best_direct:8.0f} actions/s  ({1e6 / best_direct:6.0f} us wall, {min(cpu_direct) * 1e6:6.0f} us CPU)"
+    )
+    protocol_line = f"{best_protocol:8.0f} actions/s  ({1e6 / best_protocol:6.0f} us wall, "
+    protocol_line += f"{min(cpu_protocol) * 1e6:6.0f} us CPU, client + server)"
+    print(f"simulator stepped directly (1 car + render): {direct_line}")
+    print(f"over tmi-serve (Linesight's sequence)      : {protocol_line}")
     print(f"protocol cost per action                   : {cost_us:8.0f} us wall, {cpu_cost_us:6.0f} us CPU "
           f"(target <= 100 us; wall ratio {best_direct / best_protocol:.2f}x)")  # fmt: skip
     print(
