@@ -143,6 +143,7 @@ class PluginServer:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client = sock
         self._receiver = Receiver(sock)
+        self._game_time_debt_ms, self._last_wall_s = 0.0, time.monotonic()  # the race was paused without a client
         self.clients_served += 1
         self._apply_timeout()
         log.info("port %d: client connected from %s:%d", self.port, *address)
