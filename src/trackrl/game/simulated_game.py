@@ -48,7 +48,8 @@ from trackrl.sim.track import Track
 COUNTDOWN_MS = 3000  # ours: the game's countdown length is not in GAME_BRIDGE.md; Linesight only needs t < 0
 NEVER_MS = 1_000_000_000  # the game never cuts a race off; the client does
 ROAD_MATERIAL_ID = 16  # Asphalt (physics group 0)
-MAX_METRES_PER_TICK = 2.0  # 200 m/s: a chunk that starts further than this x ticks from a checkpoint cannot cross it
+MAX_METRES_PER_TICK = 3.0  # 300 m/s (drag caps the car below 200 m/s even downhill): a chunk that starts further
+# than this x ticks before a checkpoint cannot cross it
 BLOB_FLAGS = HAS_TIMERS | HAS_DYNA | HAS_SCENE_MOBIL | HAS_SIMULATION_WHEELS | HAS_PLAYER_INFO
 _MAGIC = b"trackrl-sim-v1\x00\x00"
 _HEADER = struct.Struct("<16sIiiBB4BI")  # magic, track id, race time, tick time, finished, prevented, inputs, n
