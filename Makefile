@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/learner_step.py
 	$(BIN)/python benchmarks/compare_speed.py
 	$(BIN)/python benchmarks/gym_vector.py
+	$(BIN)/python benchmarks/tmi_loopback.py
 
 clean:
 	rm -rf $(VENV)

@@ -200,3 +200,26 @@ def test_bad_actions_are_rejected() -> None:
         env.step(np.array([0]))
     with pytest.raises(ValueError, match=r"\[0, 12\)"):
         env.step(np.array([0, 12]))
+
+
+def test_car_snapshot_covers_every_per_car_array_and_restores_the_future_exactly() -> None:
+    track = load_track("a01")
+    env = VecRaceEnv(track, 3, render_images=False)  # 3 cars: no other array has a leading dimension of 3
+    per_car = {
+        name for name, value in vars(env).items() if isinstance(value, np.ndarray) and value.shape[:1] == (3,)
+    } - {"_images", "_floats"}  # derived from the others by _observe
+    assert per_car == set(VecRaceEnv.SNAPSHOT_ARRAYS), "a new per-car array must be added to SNAPSHOT_ARRAYS"
+    actions = np.array([0, 2, 6])
+    for _ in range(30):
+        env.step(actions)
+    snapshot = env.snapshot_car(1)
+    future = [env.step(actions) for _ in range(20)]
+    other = VecRaceEnv(track, 1, render_images=False)  # any batch size
+    other.restore_car(0, snapshot)
+    replay = [other.step(actions[1:2]) for _ in range(20)]
+    for a, b in zip(future, replay, strict=True):
+        np.testing.assert_array_equal(a.positions_m[1], b.positions_m[0])
+        np.testing.assert_array_equal(a.floats[1], b.floats[0])
+        assert a.race_time_ms[1] == b.race_time_ms[0] and a.rewards[1] == b.rewards[0]
+    with pytest.raises(ValueError, match="snapshot has 3 bytes"):
+        other.restore_car(0, b"abc")

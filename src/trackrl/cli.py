@@ -1,4 +1,4 @@
-"""`trackrl` command line: train | replay | compare | audit | track | config.
+"""`trackrl` command line: train | replay | compare | audit | track | config | tmi-serve.
 
 Each sub-command is parsed here and handled by its package; handlers are imported lazily so that
 `trackrl config validate` does not pay for importing torch.
@@ -78,6 +78,19 @@ def _add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
     audit.set_defaults(handler=_lazy("trackrl.analysis.commands", "cmd_audit"))
 
 
+def _add_game_commands(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser(
+        "tmi-serve", help="serve the simulator as TMInterface 2 game instances (Linesight's protocol, loopback only)"
+    )
+    serve.add_argument("--track", required=True, help="built-in name (e.g. a01) or path to a .npy centre line")
+    serve.add_argument("--port", type=int, default=8478, help="first port; instance i listens on port + i")
+    serve.add_argument("--instances", type=int, default=1, help="game instances, one process and port each")
+    serve.add_argument("--realtime", action="store_true", help="speed s runs at s x real time (default: as fast as "
+                       "the client answers)")  # fmt: skip
+    serve.add_argument("--checkpoints", type=int, default=3, help="checkpoints before the finish, evenly spaced")
+    serve.set_defaults(handler=_lazy("trackrl.game.commands", "cmd_tmi_serve"))
+
+
 def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
         import importlib
@@ -94,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analysis_commands(subparsers)
     _add_track_commands(subparsers)
     _add_config_commands(subparsers)
+    _add_game_commands(subparsers)
     return parser
 
 

@@ -239,6 +239,29 @@ class VecRaceEnv:
         self._potential[row] = self._shaping_potential(row)
         self._observe(row)
 
+    # Every per-car array that the dynamics, zones and cutoffs read (images and floats are derived from them).
+    # A new per-car array must be added here, or a snapshot would not restore it (tests/test_sim_env.py checks).
+    SNAPSHOT_ARRAYS = (
+        "_state", "_segment", "_tick", "_finished", "_flags", "_terminated", "_truncated", "_race_time_ms",
+        "_zones_passed", "_last_zone_tick", "_potential", "_previous_actions",
+    )  # fmt: skip
+
+    def snapshot_car(self, car_index: int) -> bytes:
+        """The complete state of one car as bytes: `restore_car` with them reproduces its future exactly."""
+        return b"".join(getattr(self, name)[car_index].tobytes() for name in self.SNAPSHOT_ARRAYS)
+
+    def restore_car(self, car_index: int, snapshot: bytes) -> None:
+        """Put one car back into a state from `snapshot_car` (of an env on the same track, any batch size)."""
+        rows = [getattr(self, name)[car_index : car_index + 1] for name in self.SNAPSHOT_ARRAYS]
+        expected = sum(row.nbytes for row in rows)
+        if len(snapshot) != expected:
+            raise ValueError(f"car snapshot has {len(snapshot)} bytes, this simulator's have {expected}")
+        offset = 0
+        for row in rows:
+            row[...] = np.frombuffer(snapshot, dtype=row.dtype, count=row.size, offset=offset).reshape(row.shape)
+            offset += row.nbytes
+        self._observe(np.array([car_index]))
+
     @property
     def headings_rad(self) -> np.ndarray:
         """(B,) heading ψ of each car: direction (cos ψ, sin ψ) in the x-z plane, increasing to the right."""
@@ -248,6 +271,21 @@ class VecRaceEnv:
     def velocities_mps(self) -> np.ndarray:
         """(B, 2) planar velocity (vx, vz)."""
         return self._state[:, [STATE_VX, STATE_VZ]].copy()
+
+    @property
+    def yaw_rates_radps(self) -> np.ndarray:
+        """(B,) ψ̇ (positive turning right)."""
+        return self._state[:, STATE_YAW_RATE].copy()
+
+    @property
+    def positions_m(self) -> np.ndarray:
+        """(B, 3) world position (x, y = height, z), as in StepResult."""
+        return self._state[:, [STATE_X, STATE_HEIGHT, STATE_Z]].copy()
+
+    @property
+    def progress_m(self) -> np.ndarray:
+        """(B,) distance along the centre line, as in StepResult."""
+        return self._state[:, STATE_PROGRESS].copy()
 
     @property
     def sliding(self) -> np.ndarray:
