@@ -144,3 +144,32 @@ def test_a_collector_that_keeps_dying_stops_training_with_a_clear_error() -> Non
         assert pool.restarts == CRASH_LOOP_RESTARTS
     finally:
         pool.stop(timeout_s=5.0)
+
+
+class TornSharedWeights(SharedWeights):
+    """A learner that publishes during every copy: the version moves between the two reads of each try."""
+
+    def __init__(self, state_dict: dict[str, torch.Tensor]) -> None:
+        super().__init__(state_dict)
+        self.reads = 0
+
+    def read_version(self) -> int:
+        self.reads += 1
+        with torch.no_grad():  # half-written weights: what a torn copy would load
+            next(iter(self.tensors.values())).fill_(float(self.reads))
+        return 2 * self.reads
+
+
+def test_a_torn_weight_copy_is_never_loaded_and_the_previous_weights_stay() -> None:
+    source = torch.nn.Linear(3, 2)
+    target = torch.nn.Linear(3, 2)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    shared = TornSharedWeights(source.state_dict())
+    assert shared.pull_into(target, last_version=0, max_tries=5) == 0
+    for name, value in target.state_dict().items():
+        assert torch.equal(value, before[name]), f"{name} was overwritten by a torn copy"
+    # A consistent copy (the version holds still) is loaded.
+    stable = SharedWeights(source.state_dict())
+    stable.publish(source.state_dict(), frames=0)
+    assert stable.pull_into(target, last_version=0) == 2
+    assert torch.equal(target.weight, source.weight)

@@ -84,4 +84,4 @@ def test_map_cycle_expands_repeats_and_wraps() -> None:
     names = [(s.map_name, s.is_exploration, s.fill_buffer) for s in (cycle.next_slot() for _ in range(4))]
     assert names == [("a01", True, True), ("easy", False, False), ("a01", True, True), ("a01", True, True)]
     assert cycle.position == 2
-    assert cycle.map_keys() == [("a01", None), ("easy", None)]
+    assert cycle.tracks() == [("a01", None), ("easy", None)]

@@ -1,6 +1,7 @@
 """Best runs: every new best finished race of a map is saved so that it can be re-simulated deterministically.
 
-``<save-dir>/<run>/best_runs/<map>_<race_time_ms>/``:
+``<save-dir>/<run>/best_runs/<map key>_<race_time_ms>/`` (map key: trackrl.train.map_cycle, the map name unless the
+cycle runs the map at several road widths):
     actions.json     the action indices, one per 50 ms action step (trackrl.sim.actions order)
     trajectory.npy   (T+1, 3) car positions in metres, as driven
     meta.json        race_time_ms, track, road width, frames, environment and rewards config
@@ -44,12 +45,14 @@ class BestRun:
 
 
 def _safe_name(map_name: str) -> str:
-    """A track may be a path to a .npy file: keep a readable, filesystem-safe folder name."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(map_name).stem if map_name.endswith(".npy") else map_name)
+    """A track may be a path to a .npy file (its map key then ends in ".npy" or ".npy_w<width>m"): keep a readable,
+    filesystem-safe folder name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(map_name).name.replace(".npy", ""))
 
 
 def save_best_run(
     run_dir: Path,
+    map_key: str,
     map_name: str,
     road_width_m: float | None,
     race_time_ms: int,
@@ -59,7 +62,7 @@ def save_best_run(
     rewards: RewardsConfig,
     frames: int,
 ) -> Path:
-    folder = Path(run_dir) / BEST_RUNS_DIR / f"{_safe_name(map_name)}_{int(race_time_ms)}"
+    folder = Path(run_dir) / BEST_RUNS_DIR / f"{_safe_name(map_key)}_{int(race_time_ms)}"
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / ACTIONS_FILE, [int(a) for a in np.asarray(actions).tolist()])
     buffer = io.BytesIO()

@@ -75,7 +75,7 @@ class _CarRace:
 def _select_rows(batch: tuple[np.ndarray, np.ndarray] | Any, car_index: int, num_cars: int) -> tuple[Any, Any]:
     images, floats = batch
     row = car_index if floats.shape[0] == num_cars else 0
-    return (None if images is None else images[row]), floats[row]
+    return (None if images is None else images[row].copy()), floats[row].copy()
 
 
 class Collector:
@@ -97,7 +97,7 @@ class Collector:
         self.num_cars = self.config.performance.cars_per_collector
         env_config = self.config.environment
         self.envs = {}
-        for env_number, (map_name, road_width_m) in enumerate(self.cycle.map_keys()):
+        for env_number, (map_name, road_width_m) in enumerate(self.cycle.tracks()):
             track = load_track(map_name, road_width_m)
             self.envs[(map_name, road_width_m)] = VecRaceEnv(
                 track,
@@ -187,22 +187,26 @@ class Collector:
                 chosen_actions[car_index] = actions[row]
                 self.races[car_index].q_values.append(float(q_values[row, actions[row]]))
         ended: list[Rollout] = []
-        for env_key, env in self.envs.items():
-            cars = [c for c in range(self.num_cars) if self.races[c].env_key == env_key]
+        # Which cars race on which environment is fixed before any race ends: a car whose race ends below leaves its
+        # slot empty (None) until the next step starts its next race, possibly on another map.
+        cars_by_env = {key: [c for c in range(self.num_cars) if self.races[c].env_key == key] for key in self.envs}
+        for env_key, cars in cars_by_env.items():
             if not cars:
                 continue
-            result = env.step(chosen_actions)
+            result = self.envs[env_key].step(chosen_actions)
             done = np.asarray(result.terminated) | np.asarray(result.truncated)
             for car_index in cars:
                 race = self.races[car_index]
                 race.actions.append(int(chosen_actions[car_index]))
                 race.rewards.append(float(result.rewards[car_index]))
                 race.positions_m.append(np.asarray(result.positions_m[car_index], dtype=np.float32))
-                image = result.images[car_index] if self.config.nn.use_image else None
-                self.observations[car_index] = (image, result.floats[car_index])
+                # Copy the row: a view would keep the step's whole (num_cars, ...) array alive in the race's list.
+                image = result.images[car_index].copy() if self.config.nn.use_image else None
+                floats = result.floats[car_index].copy()
+                self.observations[car_index] = (image, floats)
                 if done[car_index]:
                     race.images.append(image)
-                    race.floats.append(result.floats[car_index])
+                    race.floats.append(floats)
                     ended.append(
                         self._finish_race(car_index, bool(result.finished[car_index]), result.race_time_ms[car_index])
                     )

@@ -53,6 +53,7 @@ class SharedWeights:
         self.version = torch.zeros(1, dtype=torch.int64).share_memory_()
         # The learner's frame count, so that collectors evaluate the exploration schedules at the global frame.
         self.frames = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._scratch_tensors: dict[str, torch.Tensor] | None = None
 
     def publish_frames(self, frames: int) -> None:
         self.frames[0] = int(frames)
@@ -72,7 +73,13 @@ class SharedWeights:
         return int(self.version.item())
 
     def pull_into(self, module: torch.nn.Module, last_version: int, max_tries: int = 50) -> int:
-        """Load the shared weights into ``module`` if they changed since ``last_version``; return the version held."""
+        """Load the shared weights into ``module`` if they changed since ``last_version``; return the version held.
+
+        The weights are copied into a scratch buffer first and loaded only when the version did not move during the
+        copy: a copy torn by a concurrent publish is never loaded, and after ``max_tries`` torn copies ``module``
+        keeps the weights it had (and ``last_version``).
+        """
+        scratch = self._scratch()
         for _ in range(max_tries):
             before = self.read_version()
             if before == last_version:
@@ -80,10 +87,24 @@ class SharedWeights:
             if before % 2 == 1:
                 time.sleep(0.001)
                 continue
-            module.load_state_dict(self.tensors, strict=True)
+            with torch.no_grad():
+                for name, value in self.tensors.items():
+                    scratch[name].copy_(value)
             if self.read_version() == before:
+                module.load_state_dict(scratch, strict=True)
                 return before
         return last_version  # the learner kept writing; keep the weights we had and try at the next refresh
+
+    def _scratch(self) -> dict[str, torch.Tensor]:
+        """Process-local buffers shaped like the shared tensors (made on first use, never shared)."""
+        if self._scratch_tensors is None:
+            self._scratch_tensors = {name: torch.empty_like(value) for name, value in self.tensors.items()}
+        return self._scratch_tensors
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_scratch_tensors"] = None  # each process has its own scratch copy
+        return state
 
 
 def spool_root() -> Path:

@@ -33,9 +33,10 @@ from trackrl.train.best_runs import save_best_run
 from trackrl.train.checkpoint import CheckpointError, checkpoint_exists, load_checkpoint, save_checkpoint
 from trackrl.train.collector import CollectorSpec, Rollout, run_collector
 from trackrl.train.console import ConsoleView, ProgressSnapshot
-from trackrl.train.learner_loop import LearnerLoop, TrainingDivergedError
+from trackrl.train.learner_loop import LearnerLoop, TrainingDivergedError, first_non_finite_weight
 from trackrl.train.map_cycle import MapCycle
 from trackrl.train.processes import CollectorPool, SharedWeights
+from trackrl.train.run_lock import LOCK_FILE, RunLock
 from trackrl.train.stats import AccumulatedStats, RaceOutcome, record_race
 
 BATCHES_PER_POLL = 8  # gradient steps between two polls of the rollout queues
@@ -93,7 +94,7 @@ def check_run_folders(run_dir: Path, tensorboard_dir: Path, resume: bool) -> Non
                 f"{run_dir}: nothing to resume (no accumulated_stats.json); start it without --resume"
             )
         return
-    existing = [p for p in (run_dir, tensorboard_dir) if p.exists() and any(p.iterdir())]
+    existing = [p for p in (run_dir, tensorboard_dir) if p.exists() and any(f.name != LOCK_FILE for f in p.iterdir())]
     if existing:
         raise RunExistsError(
             f"run {run_dir.name!r} already exists ({', '.join(str(p) for p in existing)}); "
@@ -141,16 +142,26 @@ class Trainer:
     """Holds the run's state; ``run()`` is the learner loop."""
 
     def __init__(self, config: TrackRLConfig, options: TrainOptions) -> None:
+        self.config = config
+        self.options = options
+        self.run_dir = Path(options.save_dir) / options.run_name
+        check_run_folders(self.run_dir, Path(options.logdir) / options.run_name, options.resume)
+        self.lock = RunLock(self.run_dir)
+        self.lock.acquire()  # a second trainer of this run refuses here, before it reads or writes anything
+        try:
+            self._build()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _build(self) -> None:
         from trackrl.agent.learner import Learner
         from trackrl.replay.buffer import ReplayBuffer
         from trackrl.sim.observation import float_input_dim, float_inputs_mean, float_inputs_std
         from trackrl.sim.reference import reference_lap
         from trackrl.sim.track import load_track
 
-        self.config = config
-        self.options = options
-        self.run_dir = Path(options.save_dir) / options.run_name
-        check_run_folders(self.run_dir, Path(options.logdir) / options.run_name, options.resume)
+        config, options = self.config, self.options
         learner_state = None
         if options.resume:
             learner_state, stats_data = load_checkpoint(self.run_dir)
@@ -190,8 +201,8 @@ class Trainer:
         cycle = MapCycle(config.map_cycle)
         self.cycle_length = len(cycle.slots)
         self.reference_ms: dict[str, int] = {}
-        for map_name, road_width_m in cycle.map_keys():
-            self.reference_ms[map_name] = int(reference_lap(load_track(map_name, road_width_m)).race_time_ms)
+        for map_key, (map_name, road_width_m) in cycle.map_key_tracks().items():
+            self.reference_ms[map_key] = int(reference_lap(load_track(map_name, road_width_m)).race_time_ms)
         self.config_yaml = config_to_yaml(config)
         self.config_data = config_to_dict(config)
         self.batches_at_start = self.stats.cumul_number_batches_done
@@ -232,7 +243,7 @@ class Trainer:
         self.stats.cumul_transitions_added += self.loop.add_rollout(rollout)
         self.stats.map_cycle_positions[str(rollout.collector_id)] = rollout.map_cycle_position
         outcome = RaceOutcome(
-            map_name=rollout.slot.map_name,
+            map_key=rollout.slot.map_key,
             is_exploration=rollout.slot.is_exploration,
             fill_buffer=rollout.slot.fill_buffer,
             finished=rollout.finished,
@@ -245,7 +256,8 @@ class Trainer:
         self.writer.add_scalars(scalars, self.frames, self.suffix())
         if is_new_best:
             save_best_run(
-                self.run_dir, rollout.slot.map_name, rollout.slot.road_width_m, rollout.race_time_ms,
+                self.run_dir, rollout.slot.map_key, rollout.slot.map_name, rollout.slot.road_width_m,
+                rollout.race_time_ms,
                 rollout.actions, rollout.positions_m, self.config.environment, self.config.rewards, self.frames,
             )
         self.loop.apply_memory_schedule(self.frames)
@@ -291,18 +303,35 @@ class Trainer:
 
     def checkpoint(self) -> None:
         inference_state = self.learner.inference_state_dict()
-        for name, tensor in inference_state.items():
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                # Never replace the last good checkpoint with NaN/inf weights.
-                raise TrainingDivergedError(
-                    f"weight {name!r} became NaN/inf at frame {self.frames}; training stopped and the last good "
-                    f"checkpoint in {self.run_dir} was kept. Lower training.lr_schedule and resume."
-                )
+        bad_weight = first_non_finite_weight(inference_state)
+        if bad_weight is not None:
+            # Never replace the last good checkpoint with NaN/inf weights.
+            raise TrainingDivergedError(
+                f"training diverged: weight {bad_weight!r} became NaN/inf at frame {self.frames}. "
+                f"{self.kept_checkpoint_text()}"
+            )
         self.update_counters()
         self.writer.flush()
         self.stats.last_checkpoint_frames = self.frames
         save_checkpoint(
             self.run_dir, inference_state, self.learner.state_dict(), self.stats.to_json_dict(), self.config_yaml
+        )
+
+    def learn_one_batch(self) -> None:
+        try:
+            self.loop.learn_one_batch(self.frames)
+        except TrainingDivergedError as error:
+            raise TrainingDivergedError(f"{error}. {self.kept_checkpoint_text()}") from None
+
+    def kept_checkpoint_text(self) -> str:
+        """The truth about what a diverged run leaves behind (there is always the checkpoint written at its start)."""
+        if not checkpoint_exists(self.run_dir):
+            return f"Training stopped; no checkpoint of this run exists in {self.run_dir}."
+        frames = self.stats.last_checkpoint_frames
+        at = "frame 0, the untrained start" if frames == 0 else f"frame {frames}"
+        return (
+            f"Training stopped without saving; the last good checkpoint ({at}) in {self.run_dir} was kept, and "
+            "--resume continues from it (TensorBoard events logged after it are dropped)."
         )
 
     def snapshot(self, busy_share: float, learned_per_s: float, frames_per_s: float) -> ProgressSnapshot:
@@ -357,7 +386,7 @@ class Trainer:
                         console.message(f"collector {collector_id} died (exit code {exit_code}); restarted it")
                     owed = min(self.loop.batches_owed(), BATCHES_PER_POLL)
                     for _ in range(owed):
-                        self.loop.learn_one_batch(self.frames)
+                        self.learn_one_batch()
                     if owed:
                         self.shared_weights.publish(self.learner.inference_state_dict(), self.frames)
                     else:
@@ -388,6 +417,7 @@ class Trainer:
                         console.update(self.snapshot(busy_share, learned_per_s, frames_per_s), force=True)
                 finally:
                     self.writer.close()
+                    self.lock.release()
         return TrainSummary(
             run_dir=self.run_dir,
             frames=self.frames,

@@ -24,7 +24,7 @@ ROLLING_MEAN_WEIGHT = 0.1
 class RaceOutcome:
     """What the learner needs to log one race (the arrays stay with the rollout)."""
 
-    map_name: str
+    map_key: str  # trackrl.train.map_cycle: the map name, or <map>_w<width>m for a map raced at several widths
     is_exploration: bool
     fill_buffer: bool
     finished: bool
@@ -86,7 +86,7 @@ def record_race(stats: AccumulatedStats, race: RaceOutcome, cutoff_ms: int) -> t
     """
     kind: tb.RaceKind = "explo" if race.is_exploration else "eval"
     status = tb.map_status(race.fill_buffer)
-    name = race.map_name
+    name = race.map_key
     logged_time_ms = race.race_time_ms if race.finished else cutoff_ms
     counter_key = f"{kind}_{name}"
     stats.cumul_races[counter_key] = stats.cumul_races.get(counter_key, 0) + 1
