@@ -57,3 +57,14 @@ def test_config_differences_and_collector_seeds() -> None:
     assert config_differences(old, new) == ["seed: 0 -> 3", "training.batch_size: 256 -> 512"]
     seeds = {collector_seed(0, c, i) for c in range(4) for i in range(4)}
     assert len(seeds) == 16 and collector_seed(0, 1, 2) == collector_seed(0, 1, 2)
+
+
+def test_a_divergence_message_tells_which_checkpoint_exists(tmp_path: Path) -> None:
+    options = TrainOptions(run_name="nan2", save_dir=tmp_path / "save", logdir=tmp_path / "tb", live=False)
+    trainer = Trainer(load_config(SMOKE), options)
+    with torch.no_grad():
+        next(trainer.learner.online_network.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDivergedError, match="no checkpoint of this run exists"):
+        trainer.checkpoint()  # never claims a checkpoint that is not there
+    assert not (tmp_path / "save" / "nan2" / "accumulated_stats.json").exists()
+    trainer.lock.release()
