@@ -102,6 +102,13 @@ def check_run_folders(run_dir: Path, tensorboard_dir: Path, resume: bool) -> Non
         )
 
 
+def other_runs_in(save_dir: Path, run_name: str) -> set[str]:
+    """Names of the other runs with a save-state in ``save_dir`` (a suffix folder named like one is not ours)."""
+    if not save_dir.is_dir():
+        return set()
+    return {p.name for p in save_dir.iterdir() if p.name != run_name and checkpoint_exists(p)}
+
+
 def config_differences(old: TrackRLConfig, new: TrackRLConfig) -> list[str]:
     """Dotted keys whose values differ, e.g. ['training.batch_size: 256 -> 512']."""
 
@@ -198,6 +205,9 @@ class Trainer:
             # the frame count after their race), and the save-state counts those races: purge only what came after.
             purge_step=frames + 1 if options.resume else None,
         )
+        if options.resume:
+            suffixes = [str(suffix) for _, suffix in config.training.tensorboard_suffix_schedule]
+            self.writer.purge_existing(suffixes, other_runs=other_runs_in(Path(options.save_dir), options.run_name))
         cycle = MapCycle(config.map_cycle)
         self.cycle_length = len(cycle.slots)
         self.reference_ms: dict[str, int] = {}
