@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from trackrl.analysis.events import read_event_file, event_files_in
+
+from trackrl.analysis.events import event_files_in, read_event_file
 from trackrl.config import config_from_dict, config_to_dict, load_config
 from trackrl.config.schema import MapCycleConfig, MapCycleEntry, TrackRLConfig
 from trackrl.sim.track import load_track

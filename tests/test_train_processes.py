@@ -173,3 +173,29 @@ def test_a_torn_weight_copy_is_never_loaded_and_the_previous_weights_stay() -> N
     stable.publish(source.state_dict(), frames=0)
     assert stable.pull_into(target, last_version=0) == 2
     assert torch.equal(target.weight, source.weight)
+
+
+def burst_then_die(spec: FakeSpec, rollout_queue: Any, shared_weights: SharedWeights, stop_event: Any) -> None:
+    """Queues three finished races, then dies (kill -9 style) before the learner reads them."""
+    if spec.incarnation == 0:
+        for n in range(3):
+            put_until_stopped(rollout_queue, (spec.collector_id, spec.incarnation, n), stop_event)
+        time.sleep(0.2)  # the queue's feeder thread hands the names to the pipe
+        os._exit(9)
+    while not stop_event.is_set():
+        time.sleep(0.05)
+    rollout_queue.cancel_join_thread()
+
+
+def test_restart_dead_keeps_the_races_a_dead_collector_had_queued() -> None:
+    shared = SharedWeights(torch.nn.Linear(1, 1).state_dict())
+    pool = CollectorPool(burst_then_die, dying_spec, n_collectors=1, queue_size=4, shared_weights=shared)
+    pool.start()
+    try:
+        deadline = time.monotonic() + 60
+        while pool.handles[0].process.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the learner is busy: it does not poll while the collector dies
+        assert pool.restart_dead() == [(0, 9)]
+        assert sorted(pool.poll()) == [(0, 0, 0), (0, 0, 1), (0, 0, 2)]
+    finally:
+        pool.stop(timeout_s=5.0)

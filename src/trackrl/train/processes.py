@@ -197,6 +197,7 @@ class CollectorPool:
         self.restarts = 0
         self.restart_times: dict[int, list[float]] = {}
         self.spool_root: Path | None = None  # created by start()
+        self.pending: list[Any] = []  # rollouts a dead collector had queued, read before its channel was closed
 
     def _start_one(self, collector_id: int) -> CollectorHandle:
         incarnation = self.next_incarnation.get(collector_id, 0)
@@ -224,7 +225,7 @@ class CollectorPool:
 
     def poll(self, max_items: int = 64) -> list[Any]:
         """Whatever rollouts are ready, without blocking, round-robin over collectors."""
-        items: list[Any] = []
+        items, self.pending = self.pending[:max_items], self.pending[max_items:]
         progressed = True
         while progressed and len(items) < max_items:
             progressed = False
@@ -247,6 +248,7 @@ class CollectorPool:
             if handle.process.is_alive():
                 continue
             exit_code = handle.process.exitcode
+            self.pending.extend(drain(handle.rollout_queue))  # its finished races are complete files: keep them
             handle.rollout_queue.close()
             now = time.monotonic()
             recent = [t for t in self.restart_times.get(collector_id, []) if now - t < CRASH_LOOP_WINDOW_S]
@@ -284,6 +286,19 @@ class CollectorPool:
             handle.rollout_queue.close()
         if self.spool_root is not None:
             shutil.rmtree(self.spool_root, ignore_errors=True)
+
+
+def drain(channel: RolloutChannel, max_items: int = 10_000) -> list[Any]:
+    """Every rollout still queued in a channel (its writer is gone); a broken entry ends the drain."""
+    items: list[Any] = []
+    while len(items) < max_items:
+        try:
+            items.append(channel.get_nowait())
+        except queue.Empty:
+            break
+        except (EOFError, OSError, ValueError, pickle.UnpicklingError):
+            break
+    return items
 
 
 def parent_is_alive() -> bool:

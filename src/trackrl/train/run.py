@@ -24,13 +24,14 @@ from typing import Any
 
 import torch
 
+from trackrl.atomic import remove_stale_temp_files
 from trackrl.config.loader import config_to_dict, config_to_yaml
 from trackrl.config.schedules import current_schedule_values
 from trackrl.config.schema import TrackRLConfig
 from trackrl.errors import UserError
 from trackrl.train import tb
-from trackrl.train.best_runs import save_best_run
-from trackrl.train.checkpoint import CheckpointError, checkpoint_exists, load_checkpoint, save_checkpoint
+from trackrl.train.best_runs import save_best_run, set_aside_best_runs_after
+from trackrl.train.checkpoint import BEST_RUNS_DIR, CheckpointError, checkpoint_exists, load_checkpoint, save_checkpoint
 from trackrl.train.collector import CollectorSpec, Rollout, run_collector
 from trackrl.train.console import ConsoleView, ProgressSnapshot
 from trackrl.train.learner_loop import LearnerLoop, TrainingDivergedError, first_non_finite_weight
@@ -169,10 +170,12 @@ class Trainer:
         from trackrl.sim.track import load_track
 
         config, options = self.config, self.options
+        self.start_messages: list[str] = []
         learner_state = None
         if options.resume:
             learner_state, stats_data = load_checkpoint(self.run_dir)
             self.stats = AccumulatedStats.from_json_dict(stats_data, str(self.run_dir / "accumulated_stats.json"))
+            self.tidy_after_kill()
         else:
             self.stats = AccumulatedStats(seed=config.seed, run_name=options.run_name)
         frames = self.stats.cumul_number_frames_played
@@ -224,6 +227,20 @@ class Trainer:
             config.performance.rollout_queue_size, self.shared_weights,
             first_incarnations={int(k): v for k, v in self.stats.collector_incarnations.items()},
         )
+
+    def tidy_after_kill(self) -> None:
+        """What a killed session left that the save-state does not know: temp files of interrupted atomic writes,
+        best-run folders of races after the checkpoint (moved aside, see best_runs.set_aside_best_runs_after)."""
+        folders = [self.run_dir, *sorted((self.run_dir / BEST_RUNS_DIR).glob("*"))]
+        stale = [path for folder in folders for path in remove_stale_temp_files(folder)]
+        if stale:
+            self.start_messages.append(f"removed {len(stale)} temp file(s) of an interrupted checkpoint")
+        moved = set_aside_best_runs_after(self.run_dir, self.stats.cumul_number_frames_played)
+        if moved:
+            self.start_messages.append(
+                f"{len(moved)} best run(s) saved after the last checkpoint moved to {moved[0].parent} "
+                "(the resumed run continues from before them)"
+            )
 
     # --- collectors -------------------------------------------------------------------------------------------
     def make_spec(self, collector_id: int, incarnation: int) -> CollectorSpec:
@@ -323,6 +340,7 @@ class Trainer:
         self.update_counters()
         self.writer.flush()
         self.stats.last_checkpoint_frames = self.frames
+        self.stats.checkpoint_generation += 1
         save_checkpoint(
             self.run_dir, inference_state, self.learner.state_dict(), self.stats.to_json_dict(), self.config_yaml
         )
@@ -380,6 +398,8 @@ class Trainer:
         frames_at_last_log = self.frames
         busy_share = learned_per_s = frames_per_s = 0.0
         with StopFlag() as stop, ConsoleView(self.options.live) as console:
+            for message in self.start_messages:
+                console.message(message)
             self.pool.start()
             try:
                 while True:

@@ -49,6 +49,7 @@ class AccumulatedStats:
     seed: int = 0
     run_name: str = ""
     last_checkpoint_frames: int = 0
+    checkpoint_generation: int = 0  # counted up by every checkpoint; the learner state stores the same number
 
     def to_json_dict(self) -> dict[str, Any]:
         return asdict(self)
