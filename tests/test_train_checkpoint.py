@@ -92,5 +92,5 @@ def test_learner_state_and_stats_of_different_checkpoints_are_refused(tmp_path: 
     save_generation(tmp_path, 2, weight=2.0)
     save_generation(tmp_path, 3, weight=3.0)
     (tmp_path / ACCUMULATED_STATS_FILE).write_bytes(stats_of_1)  # neither learner file is generation 1
-    with pytest.raises(CheckpointError, match="generation 1 but learner_state.torch is generation 3"):
+    with pytest.raises(CheckpointError, match=r"generation 1 but learner_state\.torch is generation 3"):
         load_checkpoint(tmp_path)
