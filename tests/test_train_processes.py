@@ -199,3 +199,27 @@ def test_restart_dead_keeps_the_races_a_dead_collector_had_queued() -> None:
         assert sorted(pool.poll()) == [(0, 0, 0), (0, 0, 1), (0, 0, 2)]
     finally:
         pool.stop(timeout_s=5.0)
+
+
+def test_a_stopped_collector_is_reported_then_restarted_like_a_dead_one() -> None:
+    import signal
+
+    shared = SharedWeights(torch.nn.Linear(1, 1, bias=False).state_dict())
+    pool = CollectorPool(
+        fake_collector, dying_spec, n_collectors=1, queue_size=4, shared_weights=shared,
+        stall_warn_s=0.5, stall_restart_s=1.0,
+    )  # fmt: skip
+    pool.start()
+    try:
+        collect_until(pool, lambda got: len(got) >= 2)
+        stopped_pid = pool.pids()[0]
+        os.kill(stopped_pid, signal.SIGSTOP)
+        messages: list[str] = []
+        items = collect_until(pool, lambda got: any(i[1] == 1 for i in got) or messages.extend(pool.take_messages()))
+        messages += pool.take_messages()
+        assert pool.pids()[0] != stopped_pid and pool.restarts == 1
+        assert any("no progress" in m and "SIGSTOP" in m for m in messages), messages
+        assert any("killed it, restarting" in m for m in messages), messages
+        assert any(i[1] == 1 for i in items)  # the new incarnation delivers
+    finally:
+        pool.stop(timeout_s=5.0)

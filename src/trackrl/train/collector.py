@@ -232,6 +232,7 @@ def run_collector(
             for rollout in collector.step():
                 if not put_until_stopped(rollout_queue, rollout, stop_event):
                     return
+            rollout_queue.beat()
             actions_since_refresh += 1
             if actions_since_refresh >= refresh_every:
                 collector.refresh_weights()

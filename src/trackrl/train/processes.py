@@ -39,6 +39,9 @@ from trackrl.errors import UserError
 MP_CONTEXT = "spawn"
 CRASH_LOOP_RESTARTS = 5  # this many restarts of one collector ...
 CRASH_LOOP_WINDOW_S = 60.0  # ... within this many seconds: it cannot start (bad track, import error): stop
+STALL_WARN_S = 5.0  # a running collector whose heartbeat stands still this long is reported ...
+STALL_RESTART_S = 20.0  # ... and after this long killed and restarted like a dead one (SIGSTOP, a wedged call)
+STARTUP_TIMEOUT_S = 180.0  # before its first heartbeat (imports, first numba compile) a collector gets this long
 
 
 class CollectorCrashLoopError(UserError):
@@ -123,6 +126,12 @@ class RolloutChannel:
         self.queue = context.Queue(maxsize=maxsize)
         self.spool_dir = Path(spool_dir)
         self.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Counted up by the collector at every step and while it waits for room: a count that stops moving means
+        # a stopped (SIGSTOP) or wedged process, which is_alive() cannot see.
+        self.heartbeat = context.Value("q", 0, lock=False)
+
+    def beat(self) -> None:
+        self.heartbeat.value += 1
 
     def write_spool(self, item: Any) -> str:
         name = f"{uuid.uuid4().hex}.pkl"
@@ -171,6 +180,10 @@ class CollectorHandle:
     incarnation: int
     process: Any  # multiprocessing.Process
     rollout_queue: RolloutChannel
+    started_s: float = 0.0  # time.monotonic() at start
+    last_beat: int = 0
+    last_beat_change_s: float = 0.0
+    stall_warned: bool = False
 
 
 class CollectorPool:
@@ -184,6 +197,9 @@ class CollectorPool:
         queue_size: int,
         shared_weights: SharedWeights,
         first_incarnations: dict[int, int] | None = None,
+        stall_warn_s: float = STALL_WARN_S,
+        stall_restart_s: float = STALL_RESTART_S,
+        startup_timeout_s: float = STARTUP_TIMEOUT_S,
     ) -> None:
         self.collector_fn = collector_fn
         self.make_spec = make_spec
@@ -198,6 +214,10 @@ class CollectorPool:
         self.restart_times: dict[int, list[float]] = {}
         self.spool_root: Path | None = None  # created by start()
         self.pending: list[Any] = []  # rollouts a dead collector had queued, read before its channel was closed
+        self.stall_warn_s = stall_warn_s
+        self.stall_restart_s = stall_restart_s
+        self.startup_timeout_s = startup_timeout_s
+        self.messages: list[str] = []  # for the console: stalls seen, stalled collectors restarted
 
     def _start_one(self, collector_id: int) -> CollectorHandle:
         incarnation = self.next_incarnation.get(collector_id, 0)
@@ -214,7 +234,8 @@ class CollectorPool:
             daemon=True,
         )
         process.start()
-        handle = CollectorHandle(collector_id, incarnation, process, rollout_queue)
+        now = time.monotonic()
+        handle = CollectorHandle(collector_id, incarnation, process, rollout_queue, now, 0, now)
         self.handles[collector_id] = handle
         return handle
 
@@ -239,14 +260,49 @@ class CollectorPool:
                     continue  # a broken queue or file: its collector is replaced by restart_dead()
         return items
 
+    def take_messages(self) -> list[str]:
+        messages, self.messages = self.messages, []
+        return messages
+
+    def _stalled(self, handle: CollectorHandle, now: float) -> bool:
+        """Watch the heartbeat: warn once after ``stall_warn_s`` without a beat; True after ``stall_restart_s``."""
+        beat = int(handle.rollout_queue.heartbeat.value)
+        if beat != handle.last_beat:
+            if handle.stall_warned:
+                self.messages.append(f"collector {handle.collector_id} is running again")
+            handle.last_beat, handle.last_beat_change_s, handle.stall_warned = beat, now, False
+            return False
+        if beat == 0:  # still starting
+            return now - handle.started_s > self.startup_timeout_s
+        silent_s = now - handle.last_beat_change_s
+        if silent_s > self.stall_warn_s and not handle.stall_warned:
+            handle.stall_warned = True
+            self.messages.append(
+                f"collector {handle.collector_id} (pid {handle.process.pid}) made no progress for {silent_s:.0f} s "
+                f"(stopped with SIGSTOP, or wedged?); it is restarted if this lasts {self.stall_restart_s:.0f} s"
+            )
+        return silent_s > self.stall_restart_s
+
+    def _kill_stalled(self, handle: CollectorHandle, now: float) -> None:
+        silent_s = now - (handle.last_beat_change_s if handle.last_beat else handle.started_s)
+        handle.process.kill()  # SIGKILL also ends a stopped process
+        handle.process.join(timeout=5.0)
+        self.messages.append(
+            f"collector {handle.collector_id} (pid {handle.process.pid}) made no progress for {silent_s:.0f} s; "
+            "killed it, restarting"
+        )
+
     def restart_dead(self) -> list[tuple[int, int | None]]:
-        """Replace every collector process that exited; return [(collector_id, exit code)] of those replaced."""
+        """Replace every collector process that exited or stalled; return [(collector_id, exit code)] replaced."""
         replaced: list[tuple[int, int | None]] = []
         if self.stop_event.is_set():
             return replaced
         for collector_id, handle in list(self.handles.items()):
             if handle.process.is_alive():
-                continue
+                now = time.monotonic()
+                if not self._stalled(handle, now):
+                    continue
+                self._kill_stalled(handle, now)
             exit_code = handle.process.exitcode
             self.pending.extend(drain(handle.rollout_queue))  # its finished races are complete files: keep them
             handle.rollout_queue.close()
@@ -314,6 +370,7 @@ def put_until_stopped(channel: RolloutChannel, item: Any, stop_event: Any, timeo
     """
     name = channel.write_spool(item)
     while not stop_event.is_set() and parent_is_alive():
+        channel.beat()  # waiting for room (backpressure) is not a stall
         try:
             channel.queue.put(name, timeout=timeout_s)
             return True

@@ -414,6 +414,8 @@ class Trainer:
                         self.handle_rollout(rollout)
                     for collector_id, exit_code in self.pool.restart_dead():
                         console.message(f"collector {collector_id} died (exit code {exit_code}); restarted it")
+                    for message in self.pool.take_messages():
+                        console.message(message)
                     owed = min(self.loop.batches_owed(), BATCHES_PER_POLL)
                     for _ in range(owed):
                         self.learn_one_batch()
