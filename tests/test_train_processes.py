@@ -223,3 +223,61 @@ def test_a_stopped_collector_is_reported_then_restarted_like_a_dead_one() -> Non
         assert any(i[1] == 1 for i in items)  # the new incarnation delivers
     finally:
         pool.stop(timeout_s=5.0)
+
+
+def test_spool_roots_fall_back_to_disk_when_shm_is_too_small(tmp_path: Path) -> None:
+    from trackrl.train.processes import choose_spool_roots
+
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    root, fallback, message = choose_spool_roots(bytes_needed=1, shm_dir=str(shm))
+    assert root.parent == shm and fallback is not None and message is None
+    root, fallback, message = choose_spool_roots(bytes_needed=2**62, shm_dir=str(shm))
+    assert root.parent != shm and fallback is None
+    assert message is not None and str(shm) in message and "MiB free" in message and "--shm-size" in message
+
+
+def full_in(folder: Path, failures: list[int]):
+    """A _write_in that reports ENOSPC for ``folder`` (always) and for any folder while ``failures`` lasts."""
+    import errno as errno_module
+
+    original = RolloutChannel._write_in
+
+    def write_in(self: RolloutChannel, target: Path, item: Any) -> str:
+        if target == folder or failures:
+            if failures:
+                failures.pop()
+            raise OSError(errno_module.ENOSPC, "No space left on device")
+        return original(self, target, item)
+
+    return write_in
+
+
+def get_soon(channel: RolloutChannel, timeout_s: float = 5.0) -> Any:
+    """get_nowait, once the queue's feeder thread has handed the item to the pipe."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return channel.get_nowait()
+        except queue.Empty:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def test_a_full_spool_goes_to_the_disk_fallback_and_a_full_disk_makes_the_sender_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    context = multiprocessing.get_context("spawn")
+    channel = RolloutChannel(context, maxsize=4, spool_dir=tmp_path / "shm", fallback_dir=tmp_path / "disk")
+    monkeypatch.setattr(RolloutChannel, "_write_in", full_in(tmp_path / "shm", failures=[]))
+    channel.put({"race": 1}, timeout=1.0)
+    assert get_soon(channel) == {"race": 1}  # read from the fallback folder
+    assert list((tmp_path / "disk").iterdir()) == []
+    failures = [1, 1, 1]  # the disk is full too, for three tries: the sender waits instead of dying
+    monkeypatch.setattr(RolloutChannel, "_write_in", full_in(tmp_path / "shm", failures=failures))
+    stop = context.Event()
+    assert put_until_stopped(channel, {"race": 2}, stop, timeout_s=0.01)
+    assert failures == [] and get_soon(channel) == {"race": 2}
+    assert channel.heartbeat.value > 0  # waiting counts as alive
+    channel.close()

@@ -57,6 +57,17 @@ class Rollout:
         return int(self.actions.shape[0])
 
 
+def rollout_bytes_upper_bound(config: TrackRLConfig) -> int:
+    """Pickled size of the longest possible rollout (a race run to the cutoff), to size the spool folder."""
+    from trackrl.sim.observation import float_input_dim
+
+    action_ms = 10 * config.environment.tm_engine_step_per_action  # engine tick = 10 ms
+    rows = config.environment.cutoff_rollout_if_race_not_finished_within_duration_ms // action_ms + 2
+    image_bytes = config.nn.image_height_px * config.nn.image_width_px if config.nn.use_image else 0
+    row_bytes = image_bytes + 4 * float_input_dim(config.environment) + 4 * 3 + 8 + 4  # + positions, action, reward
+    return rows * row_bytes + 4096  # + pickle framing and the scalar fields
+
+
 @dataclass
 class _CarRace:
     """The race one car is running; lists grow one row per action."""

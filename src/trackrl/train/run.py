@@ -32,7 +32,7 @@ from trackrl.errors import UserError
 from trackrl.train import tb
 from trackrl.train.best_runs import save_best_run, set_aside_best_runs_after
 from trackrl.train.checkpoint import BEST_RUNS_DIR, CheckpointError, checkpoint_exists, load_checkpoint, save_checkpoint
-from trackrl.train.collector import CollectorSpec, Rollout, run_collector
+from trackrl.train.collector import CollectorSpec, Rollout, rollout_bytes_upper_bound, run_collector
 from trackrl.train.console import ConsoleView, ProgressSnapshot
 from trackrl.train.learner_loop import LearnerLoop, TrainingDivergedError, first_non_finite_weight
 from trackrl.train.map_cycle import MapCycle
@@ -226,6 +226,8 @@ class Trainer:
             options.collector_fn, self.make_spec, config.performance.gpu_collectors_count,
             config.performance.rollout_queue_size, self.shared_weights,
             first_incarnations={int(k): v for k, v in self.stats.collector_incarnations.items()},
+            spool_bytes_needed=rollout_bytes_upper_bound(config) * (config.performance.rollout_queue_size + 1)
+            * config.performance.gpu_collectors_count,
         )
 
     def tidy_after_kill(self) -> None:
