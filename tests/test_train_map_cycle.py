@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from trackrl.analysis.events import event_files_in, read_event_file
 from trackrl.config import config_from_dict, config_to_dict, load_config
@@ -112,3 +113,34 @@ def test_one_map_at_two_widths_keeps_stats_tags_and_best_runs_apart(tmp_path: Pa
         assert f"Race/explo_race_time_trained_{key}" in tags and f"alltime_min_ms_{key}" in tags
     assert "Race/eval_race_time_trained_technical" in tags
     assert not any(tag.endswith("_easy") for tag in tags)
+
+
+def test_a_races_mean_q_is_linesights_avg_q_over_steps_and_actions() -> None:
+    config = tiny_config([{"map": "easy", "is_exploration": False}])
+    from trackrl.agent.networks import build_network
+    from trackrl.sim.observation import float_input_dim, float_inputs_mean, float_inputs_std
+
+    env = config.environment
+    network = build_network(config, float_input_dim(env), float_inputs_mean(env), float_inputs_std(env))
+    spec = CollectorSpec(0, 0, seed=1, config_data=config_to_dict(config), map_cycle_position=0, frames_at_start=0)
+    collector = Collector(spec, SharedWeights(network.state_dict()))
+    seen: dict[int, list[np.ndarray]] = {c: [] for c in range(collector.num_cars)}
+    act = collector._act
+
+    def recording_act(cars: list[int], greedy: bool, schedules: dict):
+        actions, q_values = act(cars, greedy, schedules)
+        for row, car in enumerate(cars):
+            seen[car].append(np.asarray(q_values[row], dtype=np.float64))
+        return actions, q_values
+
+    collector._act = recording_act  # type: ignore[method-assign]
+    for _ in range(400):
+        ended = collector.step()
+        if ended:
+            break
+    assert ended
+    rollout = ended[0]
+    car = next(c for c in seen if collector.races[c] is None)
+    q_table = np.stack(seen[car])  # (steps, actions) of the race that ended
+    assert q_table.shape[0] == rollout.n_actions
+    assert rollout.mean_q == pytest.approx(q_table.mean(), rel=1e-5)

@@ -49,7 +49,7 @@ class Rollout:
     finished: bool
     terminated: bool  # finished: no bootstrap from the last state
     race_time_ms: int
-    mean_q: float
+    mean_q: float  # Linesight's avg_Q: the mean of Q(s_t, a) over every step t and every action a of the race
     weights_version: int
 
     @property
@@ -80,7 +80,7 @@ class _CarRace:
     actions: list[int] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     positions_m: list[np.ndarray] = field(default_factory=list)
-    q_values: list[float] = field(default_factory=list)
+    q_values: list[float] = field(default_factory=list)  # per step: the mean over actions of Q(s_t, a)
 
 
 def _select_rows(batch: tuple[np.ndarray, np.ndarray] | Any, car_index: int, num_cars: int) -> tuple[Any, Any]:
@@ -196,7 +196,8 @@ class Collector:
             q_values = np.asarray(q_values, dtype=np.float64)
             for row, car_index in enumerate(cars):
                 chosen_actions[car_index] = actions[row]
-                self.races[car_index].q_values.append(float(q_values[row, actions[row]]))
+                # Linesight logs np.mean(rollout_results["q_values"]) over the (steps, actions) array of a race.
+                self.races[car_index].q_values.append(float(q_values[row].mean()))
         ended: list[Rollout] = []
         # Which cars race on which environment is fixed before any race ends: a car whose race ends below leaves its
         # slot empty (None) until the next step starts its next race, possibly on another map.

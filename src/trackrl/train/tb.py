@@ -43,8 +43,14 @@ def race_finished_tag(kind: RaceKind, status: MapStatus, map_name: str) -> str:
     return f"Race/{kind}_race_finished_{status}_{map_name}"
 
 
+def race_time_finished_tag(kind: RaceKind, status: MapStatus, map_name: str) -> str:
+    """Race time in seconds of finished races only (Linesight's ``{explo|eval}_race_time_finished_*``)."""
+    return f"Race/{kind}_race_time_finished_{status}_{map_name}"
+
+
 def eval_race_time_robust_tag(status: MapStatus, map_name: str) -> str:
-    """Eval race time (s), logged only for finishes faster than 1.02 x the rolling mean of finished evals."""
+    """Eval race time (s), logged only for finishes faster than 1.02 x the rolling mean of finished evals (the mean
+    updated with this race, as Linesight; see trackrl.train.stats)."""
     return f"Race/eval_race_time_robust_{status}_{map_name}"
 
 
@@ -54,6 +60,7 @@ def alltime_min_ms_tag(map_name: str) -> str:
 
 
 def avg_q_tag(status: MapStatus, map_name: str) -> str:
+    """Eval races only: the mean of Q(s, a) over the race's steps and all actions (Linesight's avg_Q)."""
     return f"RL/avg_Q_{status}_{map_name}"
 
 
