@@ -94,3 +94,19 @@ def test_resume_removes_kill_leftovers_and_sets_aside_best_runs_the_save_state_n
     assert sorted(p.name for p in (run_dir / ORPHANED_BEST_RUNS_DIR).iterdir()) == ["easy_9100", "easy_9390"]
     assert not list(run_dir.glob(".*.tmp")) and not list((best / "easy_9610").glob(".*.tmp"))
     assert len(resumed.start_messages) == 2
+
+
+def test_collectors_infer_on_the_learners_gpu_under_auto_and_on_the_cpu_otherwise(tmp_path: Path) -> None:
+    from trackrl.errors import UserError
+    from trackrl.train.run import resolve_collector_device
+
+    assert resolve_collector_device("auto", "cpu") == "cpu"
+    assert resolve_collector_device("auto", "cuda") == "cuda"
+    assert resolve_collector_device("cpu", "cuda") == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="collector_device"):
+            resolve_collector_device("cuda", "cpu")
+    options = TrainOptions(run_name="dev", save_dir=tmp_path / "save", logdir=tmp_path / "tb", live=False)
+    trainer = Trainer(load_config(SMOKE), options)  # smoke: device cpu
+    assert trainer.make_spec(0, 0).inference_device == "cpu"
+    trainer.lock.release()

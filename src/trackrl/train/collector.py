@@ -32,6 +32,7 @@ class CollectorSpec:
     config_data: dict[str, Any]
     map_cycle_position: int
     frames_at_start: int  # for the exploration schedules until the learner's frame count arrives
+    inference_device: str = "cpu"  # resolved by the trainer (performance.collector_device)
 
 
 @dataclass
@@ -120,7 +121,9 @@ class Collector:
                 seed=spec.seed * 1009 + env_number,
             )
         dim = float_input_dim(env_config)
-        self.network = build_network(self.config, dim, float_inputs_mean(env_config), float_inputs_std(env_config))
+        self.device = torch.device(spec.inference_device)
+        network = build_network(self.config, dim, float_inputs_mean(env_config), float_inputs_std(env_config))
+        self.network = network.to(self.device)
         self.network.eval()
         self.weights_version = shared_weights.pull_into(self.network, last_version=-1)
         self.frames_played = spec.frames_at_start
@@ -153,6 +156,7 @@ class Collector:
             tau_epsilon_boltzmann=self.config.exploration.tau_epsilon_boltzmann,
             rng=self.rng,
             greedy=greedy,
+            device=self.device,
         )
 
     def _finish_race(self, car_index: int, finished: bool, race_time_ms: int) -> Rollout:

@@ -82,6 +82,16 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def resolve_collector_device(collector_device: str, learner_device: str) -> str:
+    """Where collectors run inference: 'auto' follows a GPU learner (CPU inference would cost a GPU config ~5x its
+    frames per second, biasing a BTR-vs-IQN comparison per wall-clock hour), else the CPU."""
+    if collector_device == "auto":
+        return learner_device if learner_device.startswith("cuda") else "cpu"
+    if collector_device == "cuda" and not torch.cuda.is_available():
+        raise UserError("performance.collector_device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    return collector_device
+
+
 def collector_seed(seed: int, collector_id: int, incarnation: int) -> int:
     """Distinct, reproducible seeds per collector and per restart (a restarted collector does not replay races)."""
     return (seed * 1_000_003 + collector_id * 10_007 + incarnation * 101) % (2**31)
@@ -183,9 +193,11 @@ class Trainer:
         torch.set_num_threads(config.performance.learner_torch_threads)
         env_config = config.environment
         dim = float_input_dim(env_config)
+        learner_device = resolve_device(config.performance.device)
+        self.collector_device = resolve_collector_device(config.performance.collector_device, learner_device)
         self.learner = Learner(
             config, dim, float_inputs_mean(env_config), float_inputs_std(env_config),
-            device=resolve_device(config.performance.device), seed=config.seed,
+            device=learner_device, seed=config.seed,
         )
         if learner_state is not None:
             try:
@@ -257,6 +269,7 @@ class Trainer:
             config_data=self.config_data,
             map_cycle_position=position,
             frames_at_start=self.stats.cumul_number_frames_played,
+            inference_device=self.collector_device,
         )
 
     # --- per race ---------------------------------------------------------------------------------------------
@@ -482,6 +495,7 @@ __all__ = [
     "collector_seed",
     "config_differences",
     "race_time_ratio",
+    "resolve_collector_device",
     "resolve_device",
     "train",
 ]
