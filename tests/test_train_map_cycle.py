@@ -144,3 +144,27 @@ def test_a_races_mean_q_is_linesights_avg_q_over_steps_and_actions() -> None:
     q_table = np.stack(seen[car])  # (steps, actions) of the race that ended
     assert q_table.shape[0] == rollout.n_actions
     assert rollout.mean_q == pytest.approx(q_table.mean(), rel=1e-5)
+
+
+@pytest.mark.slow  # ~30 s on a loaded 2-core machine: a collector process start and the reference laps of two maps
+def test_a_two_map_cycle_trains_through_collector_processes_and_logs_both_maps(tmp_path: Path) -> None:
+    from trackrl.train.run import train
+
+    config = tiny_config([
+        {"map": "easy", "is_exploration": True, "repeat": 2},
+        {"map": "technical", "is_exploration": True, "repeat": 1},
+        {"map": "easy", "is_exploration": False, "repeat": 1},
+    ])  # fmt: skip
+    data = config_to_dict(config)
+    data["memory"]["min_transitions_to_learn"] = 100
+    options = TrainOptions(
+        run_name="two", save_dir=tmp_path / "save", logdir=tmp_path / "tb", live=False, max_frames=600,
+        max_minutes=2.0,
+    )  # fmt: skip
+    summary = train(config_from_dict(data), options)
+    assert summary.stop_reason == "max_frames" and summary.collector_restarts == 0
+    assert summary.batches_done > 0
+    tags = tb_tags(tmp_path / "tb" / "two")
+    assert {"Race/explo_race_time_trained_easy", "Race/explo_race_time_trained_technical"} <= tags
+    stats = json.loads((tmp_path / "save" / "two" / "accumulated_stats.json").read_text())
+    assert {"explo_easy", "explo_technical"} <= set(stats["cumul_races"])
