@@ -168,3 +168,24 @@ def test_a_two_map_cycle_trains_through_collector_processes_and_logs_both_maps(t
     assert {"Race/explo_race_time_trained_easy", "Race/explo_race_time_trained_technical"} <= tags
     stats = json.loads((tmp_path / "save" / "two" / "accumulated_stats.json").read_text())
     assert {"explo_easy", "explo_technical"} <= set(stats["cumul_races"])
+
+
+def test_stored_image_rows_own_their_memory_not_the_whole_steps_array() -> None:
+    data = config_to_dict(tiny_config([{"map": "easy"}]))
+    data["nn"].update({"use_image": True, "image_height_px": 36, "image_width_px": 36})
+    config = config_from_dict(data)
+    from trackrl.agent.networks import build_network
+    from trackrl.sim.observation import float_input_dim, float_inputs_mean, float_inputs_std
+
+    env = config.environment
+    network = build_network(config, float_input_dim(env), float_inputs_mean(env), float_inputs_std(env))
+    spec = CollectorSpec(0, 0, seed=1, config_data=config_to_dict(config), map_cycle_position=0, frames_at_start=0)
+    collector = Collector(spec, SharedWeights(network.state_dict()))
+    for _ in range(3):
+        collector.step()
+    for race in collector.races:
+        assert race is not None and len(race.images) >= 2
+        for image in [*race.images, *race.floats]:
+            # A view of the step's (cars, ...) array would keep all cars' rows alive as long as this race runs.
+            assert image.base is None, "a stored row is a view of a larger array"
+        assert race.images[-1].shape == (1, 36, 36)

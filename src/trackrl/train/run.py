@@ -404,6 +404,12 @@ class Trainer:
 
     # --- the loop ---------------------------------------------------------------------------------------------
     def run(self) -> TrainSummary:
+        try:
+            return self._run()
+        finally:
+            self.lock.release()  # also when the first checkpoint or a collector start fails
+
+    def _run(self) -> TrainSummary:
         checkpoint_every_s = 60.0 * self.config.training.checkpoint_every_minutes
         if not self.options.resume:
             self.checkpoint()  # the run exists from now on: a second start without --resume refuses
@@ -464,7 +470,6 @@ class Trainer:
                         console.update(self.snapshot(busy_share, learned_per_s, frames_per_s), force=True)
                 finally:
                     self.writer.close()
-                    self.lock.release()
         return TrainSummary(
             run_dir=self.run_dir,
             frames=self.frames,
