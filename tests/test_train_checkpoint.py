@@ -94,3 +94,23 @@ def test_learner_state_and_stats_of_different_checkpoints_are_refused(tmp_path: 
     (tmp_path / ACCUMULATED_STATS_FILE).write_bytes(stats_of_1)  # neither learner file is generation 1
     with pytest.raises(CheckpointError, match=r"generation 1 but learner_state\.torch is generation 3"):
         load_checkpoint(tmp_path)
+
+
+def test_an_atomic_write_makes_the_rename_durable_with_a_folder_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import stat
+
+    import trackrl.atomic
+
+    synced_dirs: list[bool] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced_dirs.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real_fsync(fd)
+
+    monkeypatch.setattr(trackrl.atomic.os, "fsync", recording_fsync)
+    atomic_write_json(tmp_path / "stats.json", {"a": 1})
+    assert synced_dirs == [False, True]  # the file's data, then the folder entry of the rename

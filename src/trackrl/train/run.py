@@ -248,7 +248,7 @@ class Trainer:
         folders = [self.run_dir, *sorted((self.run_dir / BEST_RUNS_DIR).glob("*"))]
         stale = [path for folder in folders for path in remove_stale_temp_files(folder)]
         if stale:
-            self.start_messages.append(f"removed {len(stale)} temp file(s) of an interrupted checkpoint")
+            self.start_messages.append(f"removed {len(stale)} temp file(s) of a save interrupted by a kill")
         moved = set_aside_best_runs_after(self.run_dir, self.stats.cumul_number_frames_played)
         if moved:
             self.start_messages.append(
@@ -299,8 +299,8 @@ class Trainer:
         if is_new_best:
             save_best_run(
                 self.run_dir, rollout.slot.map_key, rollout.slot.map_name, rollout.slot.road_width_m,
-                rollout.race_time_ms,
-                rollout.actions, rollout.positions_m, self.config.environment, self.config.rewards, self.frames,
+                rollout.race_time_ms, rollout.actions, rollout.positions_m, self.config.environment,
+                self.config.rewards, self.frames,
             )
         self.loop.apply_memory_schedule(self.frames)
 
