@@ -5,6 +5,7 @@ restart across the run's folders for logs whose later folder never got a restart
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,24 @@ def test_resume_after_a_switch_into_a_new_suffix_folder_purges_that_folder_too(t
     series = logged(tmp_path)
     assert series[ALLTIME].value.tolist() == [28_000.0]  # not the killed session's 20.000 s
     assert series[ALLTIME].step.tolist() == [250]
+
+
+def test_a_resumed_session_that_switches_into_a_new_folder_keeps_its_own_events(tmp_path: Path) -> None:
+    options = TrainOptions(run_name="r", save_dir=tmp_path / "save", logdir=tmp_path / "tb", live=False)
+    config = config_with_suffix_switch(at_frame=300)
+    killed_session(config, options, [(100, 30_000)])  # frame 100 in r; checkpoint at frame 0
+    resumed = Trainer(config, TrainOptions(**{**options.__dict__, "resume": True}))
+    resumed.handle_rollout(race(150, 29_000))  # frame 150, in r
+    time.sleep(1.1)  # r_2's file is created a second later than this session's file in r
+    for n_actions, time_ms in [(200, 28_000), (100, 27_000)]:  # frames 350, 450: in r_2
+        resumed.handle_rollout(race(n_actions, time_ms))
+    resumed.checkpoint()
+    resumed.writer.close()
+    resumed.lock.release()
+    assert sorted(os.listdir(tmp_path / "tb")) == ["r", "r_2"]
+    series = logged(tmp_path)
+    assert series[ALLTIME].step.tolist() == [150, 350, 450]
+    assert series[ALLTIME].value.tolist() == [29_000.0, 28_000.0, 27_000.0]
 
 
 def write_events(folder: Path, second: int, events: list[tuple[int, float]], purge_step: int | None = None) -> None:

@@ -93,6 +93,10 @@ def wait_until_new_event_file_sorts_last(folder: Path) -> None:
             time.sleep(delay_s)
 
 
+def _has_event_files(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.glob("events.out.tfevents.*"))
+
+
 class RunWriter:
     """SummaryWriter wrapper that follows ``training.tensorboard_suffix_schedule``.
 
@@ -102,7 +106,8 @@ class RunWriter:
     events a killed process wrote after that checkpoint (SummaryWriter purge_step semantics). It is applied to every
     folder of the run, listed or not: a process killed before its first periodic checkpoint, stopped by a NaN, or
     after switching into a new suffix folder left events in folders the save-state does not list
-    (``purge_existing``), and once per folder and session (a second purge would drop this session's own events).
+    (``purge_existing``), and once per folder and session (a second purge would drop this session's own events),
+    never to a folder this session creates.
     """
 
     def __init__(
@@ -122,11 +127,14 @@ class RunWriter:
     def _open(self, folder: str):  # -> torch.utils.tensorboard.SummaryWriter
         from torch.utils.tensorboard import SummaryWriter  # lazy: tag names above must stay torch-free
 
+        path = Path(self.logdir) / folder
         purge_step = None
-        if self._purge_step is not None and folder not in self._purged:
+        # Only a folder that holds events of an earlier session gets the restart marker: a marker in a folder this
+        # session creates would also end, for ``compare``'s purge across folders, this session's own earlier events.
+        if self._purge_step is not None and folder not in self._purged and _has_event_files(path):
             purge_step = self._purge_step
             self._purged.add(folder)
-        wait_until_new_event_file_sorts_last(Path(self.logdir) / folder)
+        wait_until_new_event_file_sorts_last(path)
         return SummaryWriter(log_dir=f"{self.logdir}/{folder}", purge_step=purge_step)
 
     def purge_existing(self, suffixes: list[str], other_runs: set[str] = frozenset()) -> list[str]:
@@ -140,8 +148,7 @@ class RunWriter:
         candidates = dict.fromkeys([*self.folders, *by_suffix])
         purged = []
         for folder in candidates:
-            path = Path(self.logdir) / folder
-            if folder in self._purged or not path.is_dir() or not any(path.glob("events.out.tfevents.*")):
+            if folder in self._purged or not _has_event_files(Path(self.logdir) / folder):
                 continue
             self._open(folder).close()
             purged.append(folder)
