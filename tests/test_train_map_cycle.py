@@ -189,3 +189,20 @@ def test_stored_image_rows_own_their_memory_not_the_whole_steps_array() -> None:
             # A view of the step's (cars, ...) array would keep all cars' rows alive as long as this race runs.
             assert image.base is None, "a stored row is a view of a larger array"
         assert race.images[-1].shape == (1, 36, 36)
+
+
+def test_a_parked_car_is_not_simulated_until_its_next_reset() -> None:
+    from trackrl.sim.env import VecRaceEnv
+
+    env = VecRaceEnv(load_track("easy"), 2, render_images=False)
+    full_throttle = np.zeros(2, dtype=np.int64)  # action 0: forward
+    env.park(np.array([1]))
+    start_m = env.step(full_throttle).positions_m[1]
+    for _ in range(5):
+        result = env.step(full_throttle)
+    assert np.array_equal(result.positions_m[1], start_m) and result.rewards[1] == 0.0
+    assert not np.array_equal(result.positions_m[0], start_m)  # the other car drives
+    env.reset(np.array([1]))
+    for _ in range(5):
+        result = env.step(full_throttle)
+    assert not np.array_equal(result.positions_m[1], start_m)

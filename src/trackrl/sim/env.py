@@ -88,6 +88,7 @@ class VecRaceEnv:
         self._flags = np.zeros((b, 2), dtype=bool)
         self._terminated = np.zeros(b, dtype=bool)
         self._truncated = np.zeros(b, dtype=bool)
+        self._parked = np.zeros(b, dtype=bool)  # out of the race until reset (see park)
         self._race_time_ms = np.zeros(b, dtype=np.int64)
         self._zones_passed = np.zeros(b, dtype=np.int64)
         self._last_zone_tick = np.zeros(b, dtype=np.int64)
@@ -113,7 +114,7 @@ class VecRaceEnv:
         self._state[rows, STATE_HEADING] = np.arctan2(g.tangent_z[0], g.tangent_x[0])
         for array in (self._segment, self._tick, self._race_time_ms, self._zones_passed, self._last_zone_tick):
             array[rows] = 0
-        for array in (self._finished, self._terminated, self._truncated):
+        for array in (self._finished, self._terminated, self._truncated, self._parked):
             array[rows] = False
         self._flags[rows] = False
         self._previous_actions[rows] = -1
@@ -130,7 +131,7 @@ class VecRaceEnv:
         if actions.size and (actions.min() < 0 or actions.max() >= N_ACTIONS):
             raise ValueError(f"actions must be in [0, {N_ACTIONS}), got {actions.min()}..{actions.max()}")
         actions = actions.astype(np.int64)
-        active = ~(self._terminated | self._truncated)
+        active = ~(self._terminated | self._truncated | self._parked)
         rows = np.flatnonzero(active)
         progress_before_m = self._state[:, STATE_PROGRESS].copy()
         g = self._geometry
@@ -160,6 +161,11 @@ class VecRaceEnv:
             positions_m=state[:, [STATE_X, STATE_HEIGHT, STATE_Z]].copy(),
             speed_mps=np.hypot(state[:, STATE_VX], state[:, STATE_VZ]),
         )
+
+    def park(self, car_indices: np.ndarray) -> None:
+        """Take cars out of the race until their next ``reset``: ``step`` neither simulates nor renders them, and
+        reports them as they were (a multi-map collector's car racing on another map's environment)."""
+        self._parked[np.asarray(car_indices, dtype=np.int64).ravel()] = True
 
     def set_car_state(
         self,

@@ -120,6 +120,9 @@ class Collector:
                 render_images=self.config.nn.use_image,
                 seed=spec.seed * 1009 + env_number,
             )
+        if len(self.envs) > 1:  # each car races on one environment at a time; _start_race resets it there
+            for env in self.envs.values():
+                env.park(np.arange(self.num_cars))
         dim = float_input_dim(env_config)
         self.device = torch.device(spec.inference_device)
         network = build_network(self.config, dim, float_inputs_mean(env_config), float_inputs_std(env_config))
