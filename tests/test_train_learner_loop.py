@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from trackrl.config import config_from_dict
 from trackrl.train.collector import Rollout
@@ -18,6 +20,7 @@ class CountingBuffer:
         self.capacity = capacity
         self.size = 0
         self.resized_to: list[int] = []
+        self.state_floats = self.next_floats = self.rewards = np.zeros((0, 3), np.float32)
 
     def __len__(self) -> int:
         return self.size
@@ -43,6 +46,7 @@ class ScriptedLearner:
     def __init__(self, losses: list[float]) -> None:
         self.losses = losses
         self.calls: list[dict] = []
+        self.online_network = torch.nn.Linear(1, 1)
 
     def learn(
         self, buffer: CountingBuffer, learning_rate: float, gamma: float, mini_race_duration_actions: int
@@ -102,3 +106,49 @@ def test_nan_loss_raises_a_user_error() -> None:
     with pytest.raises(TrainingDivergedError, match="nan"):
         loop.learn_one_batch(frames=10)
     assert loop.batches_done == 1 and loop.last_loss == 0.5
+
+
+# --- divergence with the real learner and buffer (issue 18 item 7, issue 11 item 5) ---------------------------------
+def real_loop(prioritized: bool, reward: float = -0.01) -> LearnerLoop:
+    from trackrl.agent.learner import Learner
+    from trackrl.config import config_to_dict, load_config
+    from trackrl.replay.buffer import ReplayBuffer
+    from trackrl.sim.observation import float_input_dim, float_inputs_mean, float_inputs_std
+
+    data = config_to_dict(load_config(SMOKE))
+    data["memory"].update({"use_prioritized_replay": prioritized, "min_transitions_to_learn": 64})
+    data["training"]["batch_size"] = 16
+    config = config_from_dict(data)
+    env = config.environment
+    dim = float_input_dim(env)
+    learner = Learner(config, dim, float_inputs_mean(env), float_inputs_std(env), device="cpu", seed=0)
+    buffer = ReplayBuffer(256, dim, None, config.training.n_steps, seed=0, prioritized=prioritized)
+    rng = np.random.default_rng(0)
+    n = 80
+    rewards = np.full(n, reward, np.float32)
+    buffer.add_episode(None, rng.normal(size=(n + 1, dim)).astype(np.float32), rng.integers(0, 12, n), rewards, False)
+    return LearnerLoop(config, learner, buffer)
+
+
+SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml"
+
+
+def test_nan_with_per_gives_the_diverged_outcome_naming_the_cause_not_a_value_error() -> None:
+    loop = real_loop(prioritized=True, reward=float("nan"))
+    with pytest.raises(TrainingDivergedError) as caught:
+        loop.learn_one_batch(frames=100)
+    message = str(caught.value)
+    assert "PER priorities" in message and "'rewards'" in message
+    assert "will not help" in message and "lower training.lr_schedule" not in message
+    assert loop.batches_done == 0
+
+
+def test_nan_weights_with_finite_inputs_name_the_weight_and_advise_the_learning_rate() -> None:
+    for prioritized in (False, True):
+        loop = real_loop(prioritized=prioritized)
+        loop.learn_one_batch(frames=100)  # a good step
+        with torch.no_grad():
+            next(loop.learner.online_network.parameters()).fill_(float("inf"))
+        with pytest.raises(TrainingDivergedError, match=r"weight '.*' NaN/inf .*lower training.lr_schedule"):
+            loop.learn_one_batch(frames=110)
+        assert loop.batches_done == 1

@@ -84,4 +84,28 @@ def test_map_cycle_expands_repeats_and_wraps() -> None:
     names = [(s.map_name, s.is_exploration, s.fill_buffer) for s in (cycle.next_slot() for _ in range(4))]
     assert names == [("a01", True, True), ("easy", False, False), ("a01", True, True), ("a01", True, True)]
     assert cycle.position == 2
-    assert cycle.map_keys() == [("a01", None), ("easy", None)]
+    assert cycle.tracks() == [("a01", None), ("easy", None)]
+
+
+def test_robust_threshold_is_linesights_the_mean_after_this_races_update() -> None:
+    stats = AccumulatedStats()
+    robust = tb.eval_race_time_robust_tag("trained", "a01")
+    record_race(stats, race(True, 100_000), CUTOFF_MS)  # seeds the mean at 100 s
+    # Linesight: mean' = 0.9 * 100 + 0.1 * 102.1 = 100.21 s; 102.1 < 1.02 * 100.21 = 102.214 s: robust (a threshold
+    # on the mean before the update, 1.02 * 100 = 102 s, would call it not robust).
+    scalars, _ = record_race(stats, race(True, 102_100), CUTOFF_MS)
+    assert scalars[robust] == pytest.approx(102.1) and stats.rolling_mean_ms["a01"] == pytest.approx(100_210.0)
+    # mean'' = 0.9 * 100.21 + 0.1 * 103 = 100.489 s; 1.02 * 100.489 = 102.499 s < 103 s: not robust.
+    scalars, _ = record_race(stats, race(True, 103_000), CUTOFF_MS)
+    assert robust not in scalars and stats.rolling_mean_ms["a01"] == pytest.approx(100_489.0)
+
+
+def test_finished_race_time_tags_and_avg_q_of_eval_races_only() -> None:
+    stats = AccumulatedStats()
+    scalars, _ = record_race(stats, race(True, 25_000, explo=True, q=3.0), CUTOFF_MS)
+    assert scalars[tb.race_time_finished_tag("explo", "trained", "a01")] == 25.0
+    assert tb.avg_q_tag("trained", "a01") not in scalars  # Linesight logs avg_Q for eval races only
+    scalars, _ = record_race(stats, race(False, 12_000, explo=False, q=2.5), CUTOFF_MS)
+    assert scalars[tb.avg_q_tag("trained", "a01")] == 2.5
+    assert not any("race_time_finished" in tag for tag in scalars)  # a DNF has no finished time
+    assert tb.race_time_finished_tag("eval", "trained", "a01") == "Race/eval_race_time_finished_trained_a01"

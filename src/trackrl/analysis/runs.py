@@ -20,6 +20,7 @@ import yaml
 
 from trackrl.analysis.events import ScalarSeries, event_files_in, merge_series, read_event_file
 from trackrl.errors import UserError
+from trackrl.train import tb
 
 ACCUMULATED_STATS_FILE = "accumulated_stats.json"
 CONFIG_SNAPSHOT_FILE = "config_snapshot.yaml"
@@ -186,27 +187,66 @@ def _without_steps_from(series: ScalarSeries, restart_step: int) -> ScalarSeries
     return ScalarSeries(series.wall_time[keep], series.step[keep], series.value[keep])
 
 
-def read_folder(folder_path: Path) -> tuple[list[dict[str, ScalarSeries]], list[str], int]:
+@dataclass
+class FolderScalars:
+    """The event files of one folder, oldest first, after the folder's own restart purge."""
+
+    per_file: list[dict[str, ScalarSeries]]
+    file_seconds: list[int | None]  # creation second of each file (from its name)
+    restarts: list[tuple[int | None, int]]  # (creation second of the file logging it, restart step)
+    problems: list[str]
+    n_purged: int
+    n_values_read: int = 0  # before any purge: 0 means the folder never held a scalar
+
+
+def read_folder(folder_path: Path) -> FolderScalars:
     """Scalars of each event file of one folder, oldest first, after TensorBoard's restart purge.
 
     A resumed SummaryWriter (``purge_step``) logs a SessionLog START at the resume step; events that earlier files
     of the same folder hold at or after that step were written after the last checkpoint by the killed process and
-    are dropped, as TensorBoard drops them. Returns (per-file series, problems, number of values purged).
+    are dropped, as TensorBoard drops them.
     """
-    per_file: list[dict[str, ScalarSeries]] = []
-    problems: list[str] = []
-    n_purged = 0
+    folder = FolderScalars([], [], [], [], 0)
     for path in event_files_in(folder_path):
         scalars = read_event_file(path)  # problems are also warned (EventFileWarning)
-        problems.extend(scalars.problems)
-        n_purged += scalars.n_purged
+        folder.problems.extend(scalars.problems)
+        folder.n_purged += scalars.n_purged
+        folder.n_values_read += scalars.n_purged + sum(len(s) for s in scalars.series.values())
+        second = tb.event_file_second(path)
         if scalars.restart_steps:
             restart = min(scalars.restart_steps)
-            before = sum(len(s) for f in per_file for s in f.values())
-            per_file = [{tag: _without_steps_from(s, restart) for tag, s in f.items()} for f in per_file]
-            n_purged += before - sum(len(s) for f in per_file for s in f.values())
-        per_file.append(scalars.series)
-    return per_file, problems, n_purged
+            folder.restarts.append((second, restart))
+            folder.n_purged += _drop_steps_from(folder.per_file, range(len(folder.per_file)), restart)
+        folder.per_file.append(scalars.series)
+        folder.file_seconds.append(second)
+    return folder
+
+
+def _drop_steps_from(per_file: list[dict[str, ScalarSeries]], files: Sequence[int], restart_step: int) -> int:
+    """Drop steps >= ``restart_step`` from the given files (in place); return the number of values dropped."""
+    dropped = 0
+    for i in files:
+        before = sum(len(s) for s in per_file[i].values())
+        per_file[i] = {tag: _without_steps_from(s, restart_step) for tag, s in per_file[i].items()}
+        dropped += before - sum(len(s) for s in per_file[i].values())
+    return dropped
+
+
+def purge_across_folders(folders: list[FolderScalars]) -> int:
+    """A restart logged in one folder of a run also ends, at its step, what files of the run's other folders created
+    before it hold (TensorBoard purges within a folder only): a resumed run whose killed session had switched into
+    a later suffix folder, or written to a folder the resumed session no longer opens. Returns values dropped."""
+    dropped = 0
+    for i, source in enumerate(folders):
+        for restart_second, restart_step in source.restarts:
+            if restart_second is None:
+                continue
+            for j, target in enumerate(folders):
+                if j == i:
+                    continue
+                older = [k for k, s in enumerate(target.file_seconds) if s is not None and s < restart_second]
+                dropped += _drop_steps_from(target.per_file, older, restart_step)
+    return dropped
 
 
 def load_run(run: RunFolders, logdir: Path, save_dir: Path) -> RunData:
@@ -214,18 +254,17 @@ def load_run(run: RunFolders, logdir: Path, save_dir: Path) -> RunData:
     parts: dict[str, list[ScalarSeries]] = {}
     spans = []
     problems: list[str] = []
-    n_files = 0
-    n_purged = 0
+    folders: list[FolderScalars] = []
     for folder in run.folders:
         folder_path = logdir / folder
         if not event_files_in(folder_path):
             raise LogFolderError(f"run '{run.name}': folder {folder_path} has no event files (events.out.tfevents.*)")
-        per_file, folder_problems, folder_purged = read_folder(folder_path)
-        problems += folder_problems
-        n_files += len(per_file)
-        n_purged += folder_purged
+        folders.append(read_folder(folder_path))
+    n_purged = sum(f.n_purged for f in folders) + purge_across_folders(folders)
+    for folder, scalars in zip(run.folders, folders, strict=True):
+        problems += scalars.problems
         folder_events = 0
-        for file_series in per_file:
+        for file_series in scalars.per_file:
             walls = [s.wall_time for s in file_series.values() if len(s)]
             if not walls:
                 continue
@@ -234,15 +273,15 @@ def load_run(run: RunFolders, logdir: Path, save_dir: Path) -> RunData:
                 if len(series):
                     parts.setdefault(tag, []).append(series)
                     folder_events += len(series)
-        if folder_events == 0:
-            raise LogFolderError(f"run '{run.name}': folder {folder_path} has event files but no scalar events")
+        if scalars.n_values_read == 0:
+            raise LogFolderError(f"run '{run.name}': folder {logdir / folder} has event files but no scalar events")
     series = {tag: merge_series(p) for tag, p in sorted(parts.items())}
     return RunData(
         name=run.name,
         folders=list(run.folders),
         series=series,
         session_spans=np.array(sorted(spans), dtype=np.float64).reshape(-1, 2),
-        n_event_files=n_files,
+        n_event_files=sum(len(f.per_file) for f in folders),
         n_events=sum(len(s) for s in series.values()),
         problems=problems,
         save_state=read_accumulated_stats(save_dir, run.name),

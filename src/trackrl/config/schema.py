@@ -161,6 +161,9 @@ class PerformanceConfig(Section):
     cars_per_collector: int = Field(8, ge=1, description="cars stepped together in one VecRaceEnv")
     update_inference_network_every_n_actions: int = Field(20, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    collector_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="collectors' inference device; auto = the learner's device when it is a GPU, else cpu"
+    )
     learner_torch_threads: int = Field(1, ge=1)
     collector_torch_threads: int = Field(1, ge=1)
     rollout_queue_size: int = Field(16, ge=1)

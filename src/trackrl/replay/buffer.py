@@ -25,6 +25,10 @@ class ReplayConfigError(UserError, ValueError):
     """A replay setting (capacity, n-step, priority exponents) is out of range."""
 
 
+class NonFinitePriorityError(ValueError):
+    """A priority update got NaN/inf (the TD errors of a diverged step); the sum tree is left unchanged."""
+
+
 class ReplayBuffer:
     def __init__(
         self,
@@ -203,7 +207,7 @@ class ReplayBuffer:
             return
         priorities = np.abs(np.asarray(priorities, dtype=np.float64)) + self.prio_epsilon
         if not np.all(np.isfinite(priorities)):
-            raise ValueError("update_priorities got a non-finite priority (NaN/inf loss?)")
+            raise NonFinitePriorityError("update_priorities got a non-finite priority (NaN/inf loss?)")
         self._max_priority = max(self._max_priority, float(priorities.max(initial=0.0)))
         self.sum_tree.set(np.asarray(indices, dtype=np.int64), priorities**self.prio_alpha)
 

@@ -112,6 +112,7 @@ class VecRaceEnv:
         self._flags = np.zeros((b, 2), dtype=bool)
         self._terminated = np.zeros(b, dtype=bool)
         self._truncated = np.zeros(b, dtype=bool)
+        self._parked = np.zeros(b, dtype=bool)  # out of the race until reset (see park)
         self._race_time_ms = np.zeros(b, dtype=np.int64)
         self._zones_passed = np.zeros(b, dtype=np.int64)
         self._last_zone_tick = np.zeros(b, dtype=np.int64)
@@ -159,7 +160,7 @@ class VecRaceEnv:
             array[rows] = 0
         self._segment[rows] = segment
         self._zones_passed[rows] = np.floor(progress_m / self.env_config.zone_spacing_m + 1e-9).astype(np.int64)
-        for array in (self._finished, self._terminated, self._truncated):
+        for array in (self._finished, self._terminated, self._truncated, self._parked):
             array[rows] = False
         self._flags[rows] = False
         self._previous_actions[rows] = -1
@@ -176,7 +177,7 @@ class VecRaceEnv:
         if actions.size and (actions.min() < 0 or actions.max() >= N_ACTIONS):
             raise ValueError(f"actions must be in [0, {N_ACTIONS}), got {actions.min()}..{actions.max()}")
         actions = actions.astype(np.int64)
-        active = ~(self._terminated | self._truncated)
+        active = ~(self._terminated | self._truncated | self._parked)
         rows = np.flatnonzero(active)
         progress_before_m = self._state[:, STATE_PROGRESS].copy()
         g = self._geometry
@@ -206,6 +207,11 @@ class VecRaceEnv:
             positions_m=state[:, [STATE_X, STATE_HEIGHT, STATE_Z]].copy(),
             speed_mps=np.hypot(state[:, STATE_VX], state[:, STATE_VZ]),
         )
+
+    def park(self, car_indices: np.ndarray) -> None:
+        """Take cars out of the race until their next ``reset``: ``step`` neither simulates nor renders them, and
+        reports them as they were (a multi-map collector's car racing on another map's environment)."""
+        self._parked[np.asarray(car_indices, dtype=np.int64).ravel()] = True
 
     def set_car_state(
         self,
@@ -243,7 +249,7 @@ class VecRaceEnv:
     # A new per-car array must be added here, or a snapshot would not restore it (tests/test_sim_env.py checks).
     SNAPSHOT_ARRAYS = (
         "_state", "_segment", "_tick", "_finished", "_flags", "_terminated", "_truncated", "_race_time_ms",
-        "_zones_passed", "_last_zone_tick", "_potential", "_previous_actions",
+        "_zones_passed", "_last_zone_tick", "_potential", "_previous_actions", "_parked",
     )  # fmt: skip
 
     def snapshot_car(self, car_index: int) -> bytes:

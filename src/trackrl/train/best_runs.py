@@ -1,6 +1,7 @@
 """Best runs: every new best finished race of a map is saved so that it can be re-simulated deterministically.
 
-``<save-dir>/<run>/best_runs/<map>_<race_time_ms>/``:
+``<save-dir>/<run>/best_runs/<map key>_<race_time_ms>/`` (map key: trackrl.train.map_cycle, the map name unless the
+cycle runs the map at several road widths):
     actions.json     the action indices, one per 50 ms action step (trackrl.sim.actions order)
     trajectory.npy   (T+1, 3) car positions in metres, as driven
     meta.json        race_time_ms, track, road width, frames, environment and rewards config
@@ -23,6 +24,7 @@ from trackrl.config.schema import EnvironmentConfig, RewardsConfig
 from trackrl.errors import UserError
 from trackrl.train.checkpoint import BEST_RUNS_DIR, load_json
 
+ORPHANED_BEST_RUNS_DIR = "best_runs_orphaned"  # beside best_runs/: races the resumed save-state never saw
 ACTIONS_FILE = "actions.json"
 TRAJECTORY_FILE = "trajectory.npy"
 META_FILE = "meta.json"
@@ -44,12 +46,14 @@ class BestRun:
 
 
 def _safe_name(map_name: str) -> str:
-    """A track may be a path to a .npy file: keep a readable, filesystem-safe folder name."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(map_name).stem if map_name.endswith(".npy") else map_name)
+    """A track may be a path to a .npy file (its map key then ends in ".npy" or ".npy_w<width>m"): keep a readable,
+    filesystem-safe folder name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(map_name).name.replace(".npy", ""))
 
 
 def save_best_run(
     run_dir: Path,
+    map_key: str,
     map_name: str,
     road_width_m: float | None,
     race_time_ms: int,
@@ -59,7 +63,7 @@ def save_best_run(
     rewards: RewardsConfig,
     frames: int,
 ) -> Path:
-    folder = Path(run_dir) / BEST_RUNS_DIR / f"{_safe_name(map_name)}_{int(race_time_ms)}"
+    folder = Path(run_dir) / BEST_RUNS_DIR / f"{_safe_name(map_key)}_{int(race_time_ms)}"
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / ACTIONS_FILE, [int(a) for a in np.asarray(actions).tolist()])
     buffer = io.BytesIO()
@@ -76,6 +80,38 @@ def save_best_run(
     }
     atomic_write_json(folder / META_FILE, meta)
     return folder
+
+
+def saved_at_frames(folder: Path) -> int | None:
+    """``frames_played`` of a best-run folder's meta.json; None when the folder is incomplete (meta is written last)."""
+    try:
+        meta = load_json(folder / META_FILE)
+        return int(meta["frames_played"])
+    except (UserError, KeyError, TypeError, ValueError):
+        return None
+
+
+def set_aside_best_runs_after(run_dir: Path, checkpoint_frames: int) -> list[Path]:
+    """Move best-run folders saved after the checkpoint a run resumes from (or left half-written by a kill) to
+    ``best_runs_orphaned/``: the resumed save-state never saw those races, so best_runs/ must not claim them, and
+    moving keeps them for a replay (nothing saved is deleted). Returns their new paths."""
+    best_dir = Path(run_dir) / BEST_RUNS_DIR
+    if not best_dir.is_dir():
+        return []
+    moved = []
+    for folder in sorted(p for p in best_dir.iterdir() if p.is_dir()):
+        frames = saved_at_frames(folder)
+        if frames is not None and frames <= checkpoint_frames:
+            continue
+        target = Path(run_dir) / ORPHANED_BEST_RUNS_DIR / folder.name
+        n = 1
+        while target.exists():
+            n += 1
+            target = target.with_name(f"{folder.name}.{n}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folder.rename(target)
+        moved.append(target)
+    return moved
 
 
 def load_best_run(folder: Path) -> BestRun:

@@ -7,12 +7,16 @@ Layout of ``<save-dir>/<run>/`` (DESIGN.md "Training"):
     config_snapshot.yaml     the exact config the run uses
     best_runs/<map>_<time>/  action sequence + trajectory of each new best race (see best_runs.py)
 
-``accumulated_stats.json`` is written last: a checkpoint is complete once it is replaced.
+``accumulated_stats.json`` is written last: a checkpoint is complete once it is replaced. The files are atomic one by
+one; as a set they agree through a generation number stored in both the learner state and the stats. Before a save
+replaces the learner state it keeps the previous one as ``learner_state.previous.torch``, so a kill between the
+learner state and the stats (new learner state, old stats) resumes from the previous learner state, which matches.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,8 @@ from trackrl.errors import UserError
 
 WEIGHTS_FILE = "weights.torch"
 LEARNER_STATE_FILE = "learner_state.torch"
+PREVIOUS_LEARNER_STATE_FILE = "learner_state.previous.torch"
+GENERATION_KEY = "checkpoint_generation"  # in accumulated_stats.json and in the learner state
 ACCUMULATED_STATS_FILE = "accumulated_stats.json"
 CONFIG_SNAPSHOT_FILE = "config_snapshot.yaml"
 BEST_RUNS_DIR = "best_runs"
@@ -68,11 +74,16 @@ def save_checkpoint(
     accumulated_stats: dict[str, Any],
     config_yaml: str,
 ) -> None:
-    """Write every file of the save-state atomically; accumulated_stats.json last (it marks a complete checkpoint)."""
+    """Write every file of the save-state atomically; accumulated_stats.json last (it marks a complete checkpoint).
+
+    ``accumulated_stats[GENERATION_KEY]`` (the caller counts it up) is stored in the learner state too."""
     run_dir = Path(run_dir)
+    generation = int(accumulated_stats.get(GENERATION_KEY, 0))
     atomic_write_text(run_dir / CONFIG_SNAPSHOT_FILE, config_yaml)
+    if (run_dir / LEARNER_STATE_FILE).is_file():
+        os.replace(run_dir / LEARNER_STATE_FILE, run_dir / PREVIOUS_LEARNER_STATE_FILE)
+    atomic_torch_save({**learner_state, GENERATION_KEY: generation}, run_dir / LEARNER_STATE_FILE)
     atomic_torch_save(inference_state, run_dir / WEIGHTS_FILE)
-    atomic_torch_save(learner_state, run_dir / LEARNER_STATE_FILE)
     atomic_write_json(run_dir / ACCUMULATED_STATS_FILE, accumulated_stats)
 
 
@@ -82,7 +93,35 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     accumulated_stats = load_json(run_dir / ACCUMULATED_STATS_FILE)
     if not isinstance(accumulated_stats, dict):
         raise CheckpointError(f"{run_dir / ACCUMULATED_STATS_FILE}: expected a JSON object")
-    learner_state = load_torch(run_dir / LEARNER_STATE_FILE)
-    if not isinstance(learner_state, dict):
-        raise CheckpointError(f"{run_dir / LEARNER_STATE_FILE}: expected a state dict")
+    learner_state = _load_learner_state(run_dir, accumulated_stats.get(GENERATION_KEY))
     return learner_state, accumulated_stats
+
+
+def _learner_state_file(path: Path) -> dict[str, Any]:
+    learner_state = load_torch(path)
+    if not isinstance(learner_state, dict):
+        raise CheckpointError(f"{path}: expected a state dict")
+    return learner_state
+
+
+def _load_learner_state(run_dir: Path, generation: Any) -> dict[str, Any]:
+    """The learner state of the stats' generation: the current file, or the previous one when a kill came between
+    the learner state and the stats. A save-state written before generations existed has none: the current file."""
+    current_path, previous_path = run_dir / LEARNER_STATE_FILE, run_dir / PREVIOUS_LEARNER_STATE_FILE
+    found: list[str] = []
+    if current_path.is_file() or not previous_path.is_file():
+        current = _learner_state_file(current_path)  # missing or corrupt: its own error
+        if generation is None or current.get(GENERATION_KEY) == generation:
+            current.pop(GENERATION_KEY, None)
+            return current
+        found.append(f"{LEARNER_STATE_FILE} is generation {current.get(GENERATION_KEY)}")
+    if previous_path.is_file():
+        previous = _learner_state_file(previous_path)
+        if previous.get(GENERATION_KEY) == generation:
+            previous.pop(GENERATION_KEY, None)
+            return previous
+        found.append(f"{PREVIOUS_LEARNER_STATE_FILE} is generation {previous.get(GENERATION_KEY)}")
+    raise CheckpointError(
+        f"{run_dir}: {ACCUMULATED_STATS_FILE} is checkpoint generation {generation} but {' and '.join(found)}: "
+        "the files come from different checkpoints (copied by hand?); restore a consistent set"
+    )

@@ -32,6 +32,7 @@ class CollectorSpec:
     config_data: dict[str, Any]
     map_cycle_position: int
     frames_at_start: int  # for the exploration schedules until the learner's frame count arrives
+    inference_device: str = "cpu"  # resolved by the trainer (performance.collector_device)
 
 
 @dataclass
@@ -49,12 +50,23 @@ class Rollout:
     finished: bool
     terminated: bool  # finished: no bootstrap from the last state
     race_time_ms: int
-    mean_q: float
+    mean_q: float  # Linesight's avg_Q: the mean of Q(s_t, a) over every step t and every action a of the race
     weights_version: int
 
     @property
     def n_actions(self) -> int:
         return int(self.actions.shape[0])
+
+
+def rollout_bytes_upper_bound(config: TrackRLConfig) -> int:
+    """Pickled size of the longest possible rollout (a race run to the cutoff), to size the spool folder."""
+    from trackrl.sim.observation import float_input_dim
+
+    action_ms = 10 * config.environment.tm_engine_step_per_action  # engine tick = 10 ms
+    rows = config.environment.cutoff_rollout_if_race_not_finished_within_duration_ms // action_ms + 2
+    image_bytes = config.nn.image_height_px * config.nn.image_width_px if config.nn.use_image else 0
+    row_bytes = image_bytes + 4 * float_input_dim(config.environment) + 4 * 3 + 8 + 4  # + positions, action, reward
+    return rows * row_bytes + 4096  # + pickle framing and the scalar fields
 
 
 @dataclass
@@ -69,13 +81,13 @@ class _CarRace:
     actions: list[int] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     positions_m: list[np.ndarray] = field(default_factory=list)
-    q_values: list[float] = field(default_factory=list)
+    q_values: list[float] = field(default_factory=list)  # per step: the mean over actions of Q(s_t, a)
 
 
 def _select_rows(batch: tuple[np.ndarray, np.ndarray] | Any, car_index: int, num_cars: int) -> tuple[Any, Any]:
     images, floats = batch
     row = car_index if floats.shape[0] == num_cars else 0
-    return (None if images is None else images[row]), floats[row]
+    return (None if images is None else images[row].copy()), floats[row].copy()
 
 
 class Collector:
@@ -97,7 +109,7 @@ class Collector:
         self.num_cars = self.config.performance.cars_per_collector
         env_config = self.config.environment
         self.envs = {}
-        for env_number, (map_name, road_width_m) in enumerate(self.cycle.map_keys()):
+        for env_number, (map_name, road_width_m) in enumerate(self.cycle.tracks()):
             track = load_track(map_name, road_width_m)
             self.envs[(map_name, road_width_m)] = VecRaceEnv(
                 track,
@@ -108,8 +120,13 @@ class Collector:
                 render_images=self.config.nn.use_image,
                 seed=spec.seed * 1009 + env_number,
             )
+        if len(self.envs) > 1:  # each car races on one environment at a time; _start_race resets it there
+            for env in self.envs.values():
+                env.park(np.arange(self.num_cars))
         dim = float_input_dim(env_config)
-        self.network = build_network(self.config, dim, float_inputs_mean(env_config), float_inputs_std(env_config))
+        self.device = torch.device(spec.inference_device)
+        network = build_network(self.config, dim, float_inputs_mean(env_config), float_inputs_std(env_config))
+        self.network = network.to(self.device)
         self.network.eval()
         self.weights_version = shared_weights.pull_into(self.network, last_version=-1)
         self.frames_played = spec.frames_at_start
@@ -142,6 +159,7 @@ class Collector:
             tau_epsilon_boltzmann=self.config.exploration.tau_epsilon_boltzmann,
             rng=self.rng,
             greedy=greedy,
+            device=self.device,
         )
 
     def _finish_race(self, car_index: int, finished: bool, race_time_ms: int) -> Rollout:
@@ -185,24 +203,29 @@ class Collector:
             q_values = np.asarray(q_values, dtype=np.float64)
             for row, car_index in enumerate(cars):
                 chosen_actions[car_index] = actions[row]
-                self.races[car_index].q_values.append(float(q_values[row, actions[row]]))
+                # Linesight logs np.mean(rollout_results["q_values"]) over the (steps, actions) array of a race.
+                self.races[car_index].q_values.append(float(q_values[row].mean()))
         ended: list[Rollout] = []
-        for env_key, env in self.envs.items():
-            cars = [c for c in range(self.num_cars) if self.races[c].env_key == env_key]
+        # Which cars race on which environment is fixed before any race ends: a car whose race ends below leaves its
+        # slot empty (None) until the next step starts its next race, possibly on another map.
+        cars_by_env = {key: [c for c in range(self.num_cars) if self.races[c].env_key == key] for key in self.envs}
+        for env_key, cars in cars_by_env.items():
             if not cars:
                 continue
-            result = env.step(chosen_actions)
+            result = self.envs[env_key].step(chosen_actions)
             done = np.asarray(result.terminated) | np.asarray(result.truncated)
             for car_index in cars:
                 race = self.races[car_index]
                 race.actions.append(int(chosen_actions[car_index]))
                 race.rewards.append(float(result.rewards[car_index]))
                 race.positions_m.append(np.asarray(result.positions_m[car_index], dtype=np.float32))
-                image = result.images[car_index] if self.config.nn.use_image else None
-                self.observations[car_index] = (image, result.floats[car_index])
+                # Copy the row: a view would keep the step's whole (num_cars, ...) array alive in the race's list.
+                image = result.images[car_index].copy() if self.config.nn.use_image else None
+                floats = result.floats[car_index].copy()
+                self.observations[car_index] = (image, floats)
                 if done[car_index]:
                     race.images.append(image)
-                    race.floats.append(result.floats[car_index])
+                    race.floats.append(floats)
                     ended.append(
                         self._finish_race(car_index, bool(result.finished[car_index]), result.race_time_ms[car_index])
                     )
@@ -228,6 +251,7 @@ def run_collector(
             for rollout in collector.step():
                 if not put_until_stopped(rollout_queue, rollout, stop_event):
                     return
+            rollout_queue.beat()
             actions_since_refresh += 1
             if actions_since_refresh >= refresh_every:
                 collector.refresh_weights()

@@ -16,14 +16,56 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import torch
+
 from trackrl.config.schedules import current_schedule_values
 from trackrl.config.schema import TrackRLConfig
 from trackrl.errors import UserError
+from trackrl.replay.buffer import NonFinitePriorityError
 from trackrl.replay.nstep import mini_race_duration_actions
 
 
 class TrainingDivergedError(UserError):
-    """The loss became NaN or infinite; training stops and the last good checkpoint is kept."""
+    """The loss, a priority or a weight became NaN or infinite; training stops without checkpointing (the trainer
+    adds to the message which checkpoint was kept)."""
+
+
+def first_non_finite_input(buffer: Any) -> str | None:
+    """Name of the first stored input array holding NaN/inf (observations or rewards), or None."""
+    n = len(buffer)
+    for name in ("state_floats", "next_floats", "rewards"):
+        values = getattr(buffer, name)[:n]
+        if not np.isfinite(values).all():
+            return name
+    return None
+
+
+def first_non_finite_weight(state_dict: dict[str, torch.Tensor]) -> str | None:
+    for name, tensor in state_dict.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
+
+
+def divergence_cause(learner: Any, buffer: Any) -> str:
+    """What diverged and what to change: a bad input is not fixed by a lower learning rate."""
+    bad_input = first_non_finite_input(buffer)
+    if bad_input is not None:
+        return (
+            f"the replay buffer holds a NaN/inf value in {bad_input!r}: an observation or reward was not finite "
+            "(check the rewards section and the track); a lower learning rate will not help"
+        )
+    bad_weight = first_non_finite_weight(learner.online_network.state_dict())
+    if bad_weight is not None:
+        return (
+            f"the gradient step made weight {bad_weight!r} NaN/inf with finite inputs: the optimisation diverged; "
+            "lower training.lr_schedule or training.clip_grad_norm"
+        )
+    return (
+        "inputs and weights are finite, so the loss overflowed (rewards scale, gamma_schedule or "
+        "munchausen_entropy_tau too extreme for float32?)"
+    )
 
 
 def action_duration_ms(config: TrackRLConfig) -> int:
@@ -94,21 +136,27 @@ class LearnerLoop:
         """One gradient step with the schedules at ``frames``; return its loss. Raises on a NaN/inf loss."""
         schedules = current_schedule_values(self.config, frames)
         start = time.perf_counter()
-        result = self.learner.learn(
-            self.buffer,
-            learning_rate=float(schedules["learning_rate"]),
-            gamma=float(schedules["gamma"]),
-            mini_race_duration_actions=mini_race_duration_actions(
-                self.config.training.temporal_mini_race_duration_ms, action_duration_ms(self.config)
-            ),
-        )
+        where = f"at frame {frames} (batch {self.batches_done + 1} of this session)"
+        try:
+            result = self.learner.learn(
+                self.buffer,
+                learning_rate=float(schedules["learning_rate"]),
+                gamma=float(schedules["gamma"]),
+                mini_race_duration_actions=mini_race_duration_actions(
+                    self.config.training.temporal_mini_race_duration_ms, action_duration_ms(self.config)
+                ),
+            )
+        except NonFinitePriorityError:
+            # With PER the NaN TD errors reach the sum tree before the loss is returned: the same outcome.
+            raise TrainingDivergedError(
+                f"training diverged {where}: the new PER priorities (TD errors) were NaN/inf; "
+                f"{divergence_cause(self.learner, self.buffer)}"
+            ) from None
         busy_s = time.perf_counter() - start
         loss = float(result.loss)
         if not math.isfinite(loss):
             raise TrainingDivergedError(
-                f"the training loss became {loss} at frame {frames} (batch {self.batches_done + 1} of this session); "
-                "training stopped and the last good checkpoint was kept. Lower training.lr_schedule or "
-                "training.clip_grad_norm and resume."
+                f"training diverged {where}: the loss became {loss}; {divergence_cause(self.learner, self.buffer)}"
             )
         self.batches_done += 1
         self.last_loss = loss

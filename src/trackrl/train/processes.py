@@ -5,9 +5,9 @@
   version is odd while the learner writes): a collector killed mid-read can never block the learner, which a lock
   held by a dead process would.
 - ``RolloutChannel``: one bounded queue per collector (``rollout_queue_size``). A rollout is pickled to a file in a
-  private spool folder (in /dev/shm where available) and only its short path travels through the queue: a pipe
-  write under PIPE_BUF bytes is atomic, so a collector killed mid-send can never leave half a message that would
-  block the learner's read forever (which a multi-megabyte rollout sent through the pipe could).
+  private spool folder (in /dev/shm where it has room, else on disk: ``choose_spool_roots``) and only its path
+  travels through the queue: a pipe write under PIPE_BUF bytes is atomic, so a collector killed mid-send can never
+  leave half a message that would block the learner's read forever (which a multi-megabyte rollout could).
 - ``CollectorPool``: starts ``gpu_collectors_count`` collector processes ("spawn": safe with torch). A collector
   that dies is restarted with a fresh channel and the restart is reported. The learner only ever reads with
   ``get_nowait``: it never blocks on a dead collector.
@@ -19,6 +19,7 @@ function so that "spawn" can pickle it); trackrl.train.collector.run_collector i
 from __future__ import annotations
 
 import contextlib
+import errno
 import multiprocessing
 import os
 import pickle
@@ -39,6 +40,9 @@ from trackrl.errors import UserError
 MP_CONTEXT = "spawn"
 CRASH_LOOP_RESTARTS = 5  # this many restarts of one collector ...
 CRASH_LOOP_WINDOW_S = 60.0  # ... within this many seconds: it cannot start (bad track, import error): stop
+STALL_WARN_S = 5.0  # a running collector whose heartbeat stands still this long is reported ...
+STALL_RESTART_S = 20.0  # ... and after this long killed and restarted like a dead one (SIGSTOP, a wedged call)
+STARTUP_TIMEOUT_S = 180.0  # before its first heartbeat (imports, first numba compile) a collector gets this long
 
 
 class CollectorCrashLoopError(UserError):
@@ -53,6 +57,7 @@ class SharedWeights:
         self.version = torch.zeros(1, dtype=torch.int64).share_memory_()
         # The learner's frame count, so that collectors evaluate the exploration schedules at the global frame.
         self.frames = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._scratch_tensors: dict[str, torch.Tensor] | None = None
 
     def publish_frames(self, frames: int) -> None:
         self.frames[0] = int(frames)
@@ -72,7 +77,13 @@ class SharedWeights:
         return int(self.version.item())
 
     def pull_into(self, module: torch.nn.Module, last_version: int, max_tries: int = 50) -> int:
-        """Load the shared weights into ``module`` if they changed since ``last_version``; return the version held."""
+        """Load the shared weights into ``module`` if they changed since ``last_version``; return the version held.
+
+        The weights are copied into a scratch buffer first and loaded only when the version did not move during the
+        copy: a copy torn by a concurrent publish is never loaded, and after ``max_tries`` torn copies ``module``
+        keeps the weights it had (and ``last_version``).
+        """
+        scratch = self._scratch()
         for _ in range(max_tries):
             before = self.read_version()
             if before == last_version:
@@ -80,36 +91,122 @@ class SharedWeights:
             if before % 2 == 1:
                 time.sleep(0.001)
                 continue
-            module.load_state_dict(self.tensors, strict=True)
+            with torch.no_grad():
+                for name, value in self.tensors.items():
+                    scratch[name].copy_(value)
             if self.read_version() == before:
+                module.load_state_dict(scratch, strict=True)
                 return before
         return last_version  # the learner kept writing; keep the weights we had and try at the next refresh
 
+    def _scratch(self) -> dict[str, torch.Tensor]:
+        """Process-local buffers shaped like the shared tensors (made on first use, never shared)."""
+        if self._scratch_tensors is None:
+            self._scratch_tensors = {name: torch.empty_like(value) for name, value in self.tensors.items()}
+        return self._scratch_tensors
 
-def spool_root() -> Path:
-    """A private folder (mode 0700) for rollouts in flight; RAM-backed /dev/shm when the system has it."""
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    return Path(tempfile.mkdtemp(prefix="trackrl-rollouts-", dir=base))
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_scratch_tensors"] = None  # each process has its own scratch copy
+        return state
+
+
+SHM_DIR = "/dev/shm"
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def free_bytes(folder: str | os.PathLike[str]) -> int:
+    try:
+        return int(shutil.disk_usage(folder).free)
+    except OSError:
+        return 0
+
+
+def choose_spool_roots(bytes_needed: int, shm_dir: str = SHM_DIR) -> tuple[Path, Path | None, str | None]:
+    """(root, disk fallback root or None, message or None): private folders (0700) for rollouts in flight.
+
+    RAM-backed /dev/shm when it is there and has room for ``bytes_needed`` (every queue full of the longest races);
+    otherwise the system temp folder on disk, with a message (Docker's default /dev/shm is 64 MB; an image rollout of
+    a 300 s race is ~27 MiB). With /dev/shm chosen, a disk fallback folder takes what no longer fits at run time.
+    """
+    shm_usable = os.path.isdir(shm_dir) and os.access(shm_dir, os.W_OK)
+    if shm_usable and free_bytes(shm_dir) >= bytes_needed:
+        root = Path(tempfile.mkdtemp(prefix="trackrl-rollouts-", dir=shm_dir))
+        return root, Path(tempfile.mkdtemp(prefix="trackrl-rollouts-disk-")), None
+    root = Path(tempfile.mkdtemp(prefix="trackrl-rollouts-"))
+    if not shm_usable:
+        return root, None, None
+    mib = 2**20
+    message = (
+        f"{shm_dir} has {free_bytes(shm_dir) / mib:.0f} MiB free but rollouts in flight may need up to "
+        f"{bytes_needed / mib:.0f} MiB (performance.rollout_queue_size x collectors x the longest race): rollouts go "
+        f"through {root.parent} on disk instead (a little slower). Give the container more shared memory "
+        "(docker run --shm-size) or lower performance.rollout_queue_size to keep them in RAM."
+    )
+    return root, None, message
+
+
+class SpoolFullError(OSError):
+    """Neither the spool folder nor its fallback has room for a rollout (the learner frees room as it reads)."""
 
 
 class RolloutChannel:
     """Bounded queue of spool-file paths; the payload is a pickle file written atomically (temp + os.replace).
 
-    Pickle is safe here: both ends are our own processes and the folder is private to this user (mkdtemp, 0700).
+    Pickle is safe here: both ends are our own processes and the folders are private to this user (mkdtemp, 0700).
+    A rollout that does not fit in the spool folder (a full /dev/shm) goes to ``fallback_dir`` on disk; if that is
+    full too, the sender waits for room instead of dying (which would only loop: a restarted collector hits the same
+    full folder).
     """
 
-    def __init__(self, context: Any, maxsize: int, spool_dir: Path) -> None:
+    def __init__(self, context: Any, maxsize: int, spool_dir: Path, fallback_dir: Path | None = None) -> None:
         self.queue = context.Queue(maxsize=maxsize)
         self.spool_dir = Path(spool_dir)
         self.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.fallback_dir = Path(fallback_dir) if fallback_dir is not None else None
+        # Counted up by the collector at every step and while it waits for room: a count that stops moving means
+        # a stopped (SIGSTOP) or wedged process, which is_alive() cannot see.
+        self.heartbeat = context.Value("q", 0, lock=False)
+
+    def beat(self) -> None:
+        self.heartbeat.value += 1
+
+    def _write_in(self, folder: Path, item: Any) -> str:
+        name = f"{uuid.uuid4().hex}.pkl"
+        temp_path = folder / f".{name}.tmp"
+        try:
+            with open(temp_path, "wb") as handle:
+                pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(temp_path, folder / name)
+        except BaseException:
+            temp_path.unlink(missing_ok=True)
+            raise
+        return name
 
     def write_spool(self, item: Any) -> str:
-        name = f"{uuid.uuid4().hex}.pkl"
-        temp_path = self.spool_dir / f".{name}.tmp"
-        with open(temp_path, "wb") as handle:
-            pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(temp_path, self.spool_dir / name)
-        return name
+        """The queued reference: a name in the spool folder, or an absolute path in the fallback folder."""
+        try:
+            return self._write_in(self.spool_dir, item)
+        except OSError as error:
+            if error.errno not in _DISK_FULL:
+                raise
+            if self.fallback_dir is None:
+                raise SpoolFullError(error.errno, f"no room for a rollout in {self.spool_dir}") from error
+        self.fallback_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            return str(self.fallback_dir / self._write_in(self.fallback_dir, item))
+        except OSError as error:
+            if error.errno not in _DISK_FULL:
+                raise
+            raise SpoolFullError(
+                error.errno, f"no room for a rollout in {self.spool_dir} nor {self.fallback_dir}"
+            ) from error
+
+    def _path_of(self, reference: str) -> Path:
+        path = Path(reference) if os.path.isabs(reference) else self.spool_dir / reference
+        if path.parent not in (self.spool_dir, self.fallback_dir):
+            raise ValueError(f"rollout reference outside the spool folders: {reference!r}")
+        return path
 
     def put(self, item: Any, timeout: float) -> None:
         """Raises queue.Full after ``timeout`` seconds (the spool file is removed then)."""
@@ -117,13 +214,12 @@ class RolloutChannel:
         try:
             self.queue.put(name, timeout=timeout)
         except queue.Full:
-            (self.spool_dir / name).unlink(missing_ok=True)
+            self._path_of(name).unlink(missing_ok=True)
             raise
 
     def get_nowait(self) -> Any:
         """Raises queue.Empty when nothing is ready."""
-        name = self.queue.get_nowait()
-        path = self.spool_dir / name
+        path = self._path_of(self.queue.get_nowait())
         try:
             with open(path, "rb") as handle:
                 return pickle.load(handle)
@@ -139,9 +235,12 @@ class RolloutChannel:
         self.remove_spool()
 
     def remove_spool(self) -> None:
-        shutil.rmtree(self.spool_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            self.spool_dir.parent.rmdir()  # the pool's root, once every collector's folder is gone
+        for folder in (self.spool_dir, self.fallback_dir):
+            if folder is None:
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                folder.parent.rmdir()  # the pool's root, once every collector's folder is gone
 
 
 @dataclass
@@ -150,6 +249,10 @@ class CollectorHandle:
     incarnation: int
     process: Any  # multiprocessing.Process
     rollout_queue: RolloutChannel
+    started_s: float = 0.0  # time.monotonic() at start
+    last_beat: int = 0
+    last_beat_change_s: float = 0.0
+    stall_warned: bool = False
 
 
 class CollectorPool:
@@ -163,6 +266,10 @@ class CollectorPool:
         queue_size: int,
         shared_weights: SharedWeights,
         first_incarnations: dict[int, int] | None = None,
+        stall_warn_s: float = STALL_WARN_S,
+        stall_restart_s: float = STALL_RESTART_S,
+        startup_timeout_s: float = STARTUP_TIMEOUT_S,
+        spool_bytes_needed: int = 0,
     ) -> None:
         self.collector_fn = collector_fn
         self.make_spec = make_spec
@@ -176,13 +283,21 @@ class CollectorPool:
         self.restarts = 0
         self.restart_times: dict[int, list[float]] = {}
         self.spool_root: Path | None = None  # created by start()
+        self.fallback_root: Path | None = None
+        self.spool_bytes_needed = spool_bytes_needed
+        self.pending: list[Any] = []  # rollouts a dead collector had queued, read before its channel was closed
+        self.stall_warn_s = stall_warn_s
+        self.stall_restart_s = stall_restart_s
+        self.startup_timeout_s = startup_timeout_s
+        self.messages: list[str] = []  # for the console: stalls seen, stalled collectors restarted
 
     def _start_one(self, collector_id: int) -> CollectorHandle:
         incarnation = self.next_incarnation.get(collector_id, 0)
         self.next_incarnation[collector_id] = incarnation + 1
         assert self.spool_root is not None, "call start() first"
         rollout_queue = RolloutChannel(
-            self.context, self.queue_size, self.spool_root / f"collector{collector_id}_{incarnation}"
+            self.context, self.queue_size, self.spool_root / f"collector{collector_id}_{incarnation}",
+            None if self.fallback_root is None else self.fallback_root / f"collector{collector_id}_{incarnation}",
         )
         spec = self.make_spec(collector_id, incarnation)
         process = self.context.Process(
@@ -192,18 +307,21 @@ class CollectorPool:
             daemon=True,
         )
         process.start()
-        handle = CollectorHandle(collector_id, incarnation, process, rollout_queue)
+        now = time.monotonic()
+        handle = CollectorHandle(collector_id, incarnation, process, rollout_queue, now, 0, now)
         self.handles[collector_id] = handle
         return handle
 
     def start(self) -> None:
-        self.spool_root = spool_root()
+        self.spool_root, self.fallback_root, message = choose_spool_roots(self.spool_bytes_needed)
+        if message is not None:
+            self.messages.append(message)
         for collector_id in range(self.n_collectors):
             self._start_one(collector_id)
 
     def poll(self, max_items: int = 64) -> list[Any]:
         """Whatever rollouts are ready, without blocking, round-robin over collectors."""
-        items: list[Any] = []
+        items, self.pending = self.pending[:max_items], self.pending[max_items:]
         progressed = True
         while progressed and len(items) < max_items:
             progressed = False
@@ -217,15 +335,51 @@ class CollectorPool:
                     continue  # a broken queue or file: its collector is replaced by restart_dead()
         return items
 
+    def take_messages(self) -> list[str]:
+        messages, self.messages = self.messages, []
+        return messages
+
+    def _stalled(self, handle: CollectorHandle, now: float) -> bool:
+        """Watch the heartbeat: warn once after ``stall_warn_s`` without a beat; True after ``stall_restart_s``."""
+        beat = int(handle.rollout_queue.heartbeat.value)
+        if beat != handle.last_beat:
+            if handle.stall_warned:
+                self.messages.append(f"collector {handle.collector_id} is running again")
+            handle.last_beat, handle.last_beat_change_s, handle.stall_warned = beat, now, False
+            return False
+        if beat == 0:  # still starting
+            return now - handle.started_s > self.startup_timeout_s
+        silent_s = now - handle.last_beat_change_s
+        if silent_s > self.stall_warn_s and not handle.stall_warned:
+            handle.stall_warned = True
+            self.messages.append(
+                f"collector {handle.collector_id} (pid {handle.process.pid}) made no progress for {silent_s:.0f} s "
+                f"(stopped with SIGSTOP, or wedged?); it is restarted if this lasts {self.stall_restart_s:.0f} s"
+            )
+        return silent_s > self.stall_restart_s
+
+    def _kill_stalled(self, handle: CollectorHandle, now: float) -> None:
+        silent_s = now - (handle.last_beat_change_s if handle.last_beat else handle.started_s)
+        handle.process.kill()  # SIGKILL also ends a stopped process
+        handle.process.join(timeout=5.0)
+        self.messages.append(
+            f"collector {handle.collector_id} (pid {handle.process.pid}) made no progress for {silent_s:.0f} s; "
+            "killed it, restarting"
+        )
+
     def restart_dead(self) -> list[tuple[int, int | None]]:
-        """Replace every collector process that exited; return [(collector_id, exit code)] of those replaced."""
+        """Replace every collector process that exited or stalled; return [(collector_id, exit code)] replaced."""
         replaced: list[tuple[int, int | None]] = []
         if self.stop_event.is_set():
             return replaced
         for collector_id, handle in list(self.handles.items()):
             if handle.process.is_alive():
-                continue
+                now = time.monotonic()
+                if not self._stalled(handle, now):
+                    continue
+                self._kill_stalled(handle, now)
             exit_code = handle.process.exitcode
+            self.pending.extend(drain(handle.rollout_queue))  # its finished races are complete files: keep them
             handle.rollout_queue.close()
             now = time.monotonic()
             recent = [t for t in self.restart_times.get(collector_id, []) if now - t < CRASH_LOOP_WINDOW_S]
@@ -261,8 +415,22 @@ class CollectorPool:
                 handle.process.kill()
                 handle.process.join(timeout=2.0)
             handle.rollout_queue.close()
-        if self.spool_root is not None:
-            shutil.rmtree(self.spool_root, ignore_errors=True)
+        for root in (self.spool_root, self.fallback_root):
+            if root is not None:
+                shutil.rmtree(root, ignore_errors=True)
+
+
+def drain(channel: RolloutChannel, max_items: int = 10_000) -> list[Any]:
+    """Every rollout still queued in a channel (its writer is gone); a broken entry ends the drain."""
+    items: list[Any] = []
+    while len(items) < max_items:
+        try:
+            items.append(channel.get_nowait())
+        except queue.Empty:
+            break
+        except (EOFError, OSError, ValueError, pickle.UnpicklingError):
+            break
+    return items
 
 
 def parent_is_alive() -> bool:
@@ -274,16 +442,25 @@ def parent_is_alive() -> bool:
 def put_until_stopped(channel: RolloutChannel, item: Any, stop_event: Any, timeout_s: float = 0.5) -> bool:
     """Blocking send that gives up when the learner asks to stop or has died; True if the item was queued.
 
-    The spool file is written once; only the short path waits for room in the bounded queue (backpressure).
+    The spool file is written once; only the short path waits for room in the bounded queue (backpressure). With
+    no room for the file anywhere (full /dev/shm and disk), it waits for the learner to read and free some.
     """
-    name = channel.write_spool(item)
-    while not stop_event.is_set() and parent_is_alive():
+    name = None
+    while name is None and not stop_event.is_set() and parent_is_alive():
+        channel.beat()
+        try:
+            name = channel.write_spool(item)
+        except SpoolFullError:
+            time.sleep(timeout_s)
+    while name is not None and not stop_event.is_set() and parent_is_alive():
+        channel.beat()  # waiting for room (backpressure) is not a stall
         try:
             channel.queue.put(name, timeout=timeout_s)
             return True
         except queue.Full:
             continue
-    (channel.spool_dir / name).unlink(missing_ok=True)
+    if name is not None:
+        channel._path_of(name).unlink(missing_ok=True)
     if not parent_is_alive():
         channel.remove_spool()  # the learner was killed: nobody else will clean the spool folder
     return False

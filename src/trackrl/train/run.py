@@ -24,18 +24,20 @@ from typing import Any
 
 import torch
 
+from trackrl.atomic import remove_stale_temp_files
 from trackrl.config.loader import config_to_dict, config_to_yaml
 from trackrl.config.schedules import current_schedule_values
 from trackrl.config.schema import TrackRLConfig
 from trackrl.errors import UserError
 from trackrl.train import tb
-from trackrl.train.best_runs import save_best_run
-from trackrl.train.checkpoint import CheckpointError, checkpoint_exists, load_checkpoint, save_checkpoint
-from trackrl.train.collector import CollectorSpec, Rollout, run_collector
+from trackrl.train.best_runs import save_best_run, set_aside_best_runs_after
+from trackrl.train.checkpoint import BEST_RUNS_DIR, CheckpointError, checkpoint_exists, load_checkpoint, save_checkpoint
+from trackrl.train.collector import CollectorSpec, Rollout, rollout_bytes_upper_bound, run_collector
 from trackrl.train.console import ConsoleView, ProgressSnapshot
-from trackrl.train.learner_loop import LearnerLoop, TrainingDivergedError
+from trackrl.train.learner_loop import LearnerLoop, TrainingDivergedError, first_non_finite_weight
 from trackrl.train.map_cycle import MapCycle
 from trackrl.train.processes import CollectorPool, SharedWeights
+from trackrl.train.run_lock import LOCK_FILE, RunLock
 from trackrl.train.stats import AccumulatedStats, RaceOutcome, record_race
 
 BATCHES_PER_POLL = 8  # gradient steps between two polls of the rollout queues
@@ -80,6 +82,16 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def resolve_collector_device(collector_device: str, learner_device: str) -> str:
+    """Where collectors run inference: 'auto' follows a GPU learner (CPU inference would cost a GPU config ~5x its
+    frames per second, biasing a BTR-vs-IQN comparison per wall-clock hour), else the CPU."""
+    if collector_device == "auto":
+        return learner_device if learner_device.startswith("cuda") else "cpu"
+    if collector_device == "cuda" and not torch.cuda.is_available():
+        raise UserError("performance.collector_device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    return collector_device
+
+
 def collector_seed(seed: int, collector_id: int, incarnation: int) -> int:
     """Distinct, reproducible seeds per collector and per restart (a restarted collector does not replay races)."""
     return (seed * 1_000_003 + collector_id * 10_007 + incarnation * 101) % (2**31)
@@ -93,12 +105,19 @@ def check_run_folders(run_dir: Path, tensorboard_dir: Path, resume: bool) -> Non
                 f"{run_dir}: nothing to resume (no accumulated_stats.json); start it without --resume"
             )
         return
-    existing = [p for p in (run_dir, tensorboard_dir) if p.exists() and any(p.iterdir())]
+    existing = [p for p in (run_dir, tensorboard_dir) if p.exists() and any(f.name != LOCK_FILE for f in p.iterdir())]
     if existing:
         raise RunExistsError(
             f"run {run_dir.name!r} already exists ({', '.join(str(p) for p in existing)}); "
             "pass --resume to continue it, or choose another --run-name"
         )
+
+
+def other_runs_in(save_dir: Path, run_name: str) -> set[str]:
+    """Names of the other runs with a save-state in ``save_dir`` (a suffix folder named like one is not ours)."""
+    if not save_dir.is_dir():
+        return set()
+    return {p.name for p in save_dir.iterdir() if p.name != run_name and checkpoint_exists(p)}
 
 
 def config_differences(old: TrackRLConfig, new: TrackRLConfig) -> list[str]:
@@ -141,20 +160,32 @@ class Trainer:
     """Holds the run's state; ``run()`` is the learner loop."""
 
     def __init__(self, config: TrackRLConfig, options: TrainOptions) -> None:
+        self.config = config
+        self.options = options
+        self.run_dir = Path(options.save_dir) / options.run_name
+        check_run_folders(self.run_dir, Path(options.logdir) / options.run_name, options.resume)
+        self.lock = RunLock(self.run_dir)
+        self.lock.acquire()  # a second trainer of this run refuses here, before it reads or writes anything
+        try:
+            self._build()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _build(self) -> None:
         from trackrl.agent.learner import Learner
         from trackrl.replay.buffer import ReplayBuffer
         from trackrl.sim.observation import float_input_dim, float_inputs_mean, float_inputs_std
         from trackrl.sim.reference import reference_lap
         from trackrl.sim.track import load_track
 
-        self.config = config
-        self.options = options
-        self.run_dir = Path(options.save_dir) / options.run_name
-        check_run_folders(self.run_dir, Path(options.logdir) / options.run_name, options.resume)
+        config, options = self.config, self.options
+        self.start_messages: list[str] = []
         learner_state = None
         if options.resume:
             learner_state, stats_data = load_checkpoint(self.run_dir)
             self.stats = AccumulatedStats.from_json_dict(stats_data, str(self.run_dir / "accumulated_stats.json"))
+            self.tidy_after_kill()
         else:
             self.stats = AccumulatedStats(seed=config.seed, run_name=options.run_name)
         frames = self.stats.cumul_number_frames_played
@@ -162,9 +193,11 @@ class Trainer:
         torch.set_num_threads(config.performance.learner_torch_threads)
         env_config = config.environment
         dim = float_input_dim(env_config)
+        learner_device = resolve_device(config.performance.device)
+        self.collector_device = resolve_collector_device(config.performance.collector_device, learner_device)
         self.learner = Learner(
             config, dim, float_inputs_mean(env_config), float_inputs_std(env_config),
-            device=resolve_device(config.performance.device), seed=config.seed,
+            device=learner_device, seed=config.seed,
         )
         if learner_state is not None:
             try:
@@ -187,11 +220,14 @@ class Trainer:
             # the frame count after their race), and the save-state counts those races: purge only what came after.
             purge_step=frames + 1 if options.resume else None,
         )
+        if options.resume:
+            suffixes = [str(suffix) for _, suffix in config.training.tensorboard_suffix_schedule]
+            self.writer.purge_existing(suffixes, other_runs=other_runs_in(Path(options.save_dir), options.run_name))
         cycle = MapCycle(config.map_cycle)
         self.cycle_length = len(cycle.slots)
         self.reference_ms: dict[str, int] = {}
-        for map_name, road_width_m in cycle.map_keys():
-            self.reference_ms[map_name] = int(reference_lap(load_track(map_name, road_width_m)).race_time_ms)
+        for map_key, (map_name, road_width_m) in cycle.map_key_tracks().items():
+            self.reference_ms[map_key] = int(reference_lap(load_track(map_name, road_width_m)).race_time_ms)
         self.config_yaml = config_to_yaml(config)
         self.config_data = config_to_dict(config)
         self.batches_at_start = self.stats.cumul_number_batches_done
@@ -202,7 +238,23 @@ class Trainer:
             options.collector_fn, self.make_spec, config.performance.gpu_collectors_count,
             config.performance.rollout_queue_size, self.shared_weights,
             first_incarnations={int(k): v for k, v in self.stats.collector_incarnations.items()},
+            spool_bytes_needed=rollout_bytes_upper_bound(config) * (config.performance.rollout_queue_size + 1)
+            * config.performance.gpu_collectors_count,
         )
+
+    def tidy_after_kill(self) -> None:
+        """What a killed session left that the save-state does not know: temp files of interrupted atomic writes,
+        best-run folders of races after the checkpoint (moved aside, see best_runs.set_aside_best_runs_after)."""
+        folders = [self.run_dir, *sorted((self.run_dir / BEST_RUNS_DIR).glob("*"))]
+        stale = [path for folder in folders for path in remove_stale_temp_files(folder)]
+        if stale:
+            self.start_messages.append(f"removed {len(stale)} temp file(s) of a save interrupted by a kill")
+        moved = set_aside_best_runs_after(self.run_dir, self.stats.cumul_number_frames_played)
+        if moved:
+            self.start_messages.append(
+                f"{len(moved)} best run(s) saved after the last checkpoint moved to {moved[0].parent} "
+                "(the resumed run continues from before them)"
+            )
 
     # --- collectors -------------------------------------------------------------------------------------------
     def make_spec(self, collector_id: int, incarnation: int) -> CollectorSpec:
@@ -217,6 +269,7 @@ class Trainer:
             config_data=self.config_data,
             map_cycle_position=position,
             frames_at_start=self.stats.cumul_number_frames_played,
+            inference_device=self.collector_device,
         )
 
     # --- per race ---------------------------------------------------------------------------------------------
@@ -232,7 +285,7 @@ class Trainer:
         self.stats.cumul_transitions_added += self.loop.add_rollout(rollout)
         self.stats.map_cycle_positions[str(rollout.collector_id)] = rollout.map_cycle_position
         outcome = RaceOutcome(
-            map_name=rollout.slot.map_name,
+            map_key=rollout.slot.map_key,
             is_exploration=rollout.slot.is_exploration,
             fill_buffer=rollout.slot.fill_buffer,
             finished=rollout.finished,
@@ -245,8 +298,9 @@ class Trainer:
         self.writer.add_scalars(scalars, self.frames, self.suffix())
         if is_new_best:
             save_best_run(
-                self.run_dir, rollout.slot.map_name, rollout.slot.road_width_m, rollout.race_time_ms,
-                rollout.actions, rollout.positions_m, self.config.environment, self.config.rewards, self.frames,
+                self.run_dir, rollout.slot.map_key, rollout.slot.map_name, rollout.slot.road_width_m,
+                rollout.race_time_ms, rollout.actions, rollout.positions_m, self.config.environment,
+                self.config.rewards, self.frames,
             )
         self.loop.apply_memory_schedule(self.frames)
 
@@ -291,18 +345,36 @@ class Trainer:
 
     def checkpoint(self) -> None:
         inference_state = self.learner.inference_state_dict()
-        for name, tensor in inference_state.items():
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                # Never replace the last good checkpoint with NaN/inf weights.
-                raise TrainingDivergedError(
-                    f"weight {name!r} became NaN/inf at frame {self.frames}; training stopped and the last good "
-                    f"checkpoint in {self.run_dir} was kept. Lower training.lr_schedule and resume."
-                )
+        bad_weight = first_non_finite_weight(inference_state)
+        if bad_weight is not None:
+            # Never replace the last good checkpoint with NaN/inf weights.
+            raise TrainingDivergedError(
+                f"training diverged: weight {bad_weight!r} became NaN/inf at frame {self.frames}. "
+                f"{self.kept_checkpoint_text()}"
+            )
         self.update_counters()
         self.writer.flush()
         self.stats.last_checkpoint_frames = self.frames
+        self.stats.checkpoint_generation += 1
         save_checkpoint(
             self.run_dir, inference_state, self.learner.state_dict(), self.stats.to_json_dict(), self.config_yaml
+        )
+
+    def learn_one_batch(self) -> None:
+        try:
+            self.loop.learn_one_batch(self.frames)
+        except TrainingDivergedError as error:
+            raise TrainingDivergedError(f"{error}. {self.kept_checkpoint_text()}") from None
+
+    def kept_checkpoint_text(self) -> str:
+        """The truth about what a diverged run leaves behind (there is always the checkpoint written at its start)."""
+        if not checkpoint_exists(self.run_dir):
+            return f"Training stopped; no checkpoint of this run exists in {self.run_dir}."
+        frames = self.stats.last_checkpoint_frames
+        at = "frame 0, the untrained start" if frames == 0 else f"frame {frames}"
+        return (
+            f"Training stopped without saving; the last good checkpoint ({at}) in {self.run_dir} was kept, and "
+            "--resume continues from it (TensorBoard events logged after it are dropped)."
         )
 
     def snapshot(self, busy_share: float, learned_per_s: float, frames_per_s: float) -> ProgressSnapshot:
@@ -332,6 +404,12 @@ class Trainer:
 
     # --- the loop ---------------------------------------------------------------------------------------------
     def run(self) -> TrainSummary:
+        try:
+            return self._run()
+        finally:
+            self.lock.release()  # also when the first checkpoint or a collector start fails
+
+    def _run(self) -> TrainSummary:
         checkpoint_every_s = 60.0 * self.config.training.checkpoint_every_minutes
         if not self.options.resume:
             self.checkpoint()  # the run exists from now on: a second start without --resume refuses
@@ -341,6 +419,8 @@ class Trainer:
         frames_at_last_log = self.frames
         busy_share = learned_per_s = frames_per_s = 0.0
         with StopFlag() as stop, ConsoleView(self.options.live) as console:
+            for message in self.start_messages:
+                console.message(message)
             self.pool.start()
             try:
                 while True:
@@ -355,9 +435,11 @@ class Trainer:
                         self.handle_rollout(rollout)
                     for collector_id, exit_code in self.pool.restart_dead():
                         console.message(f"collector {collector_id} died (exit code {exit_code}); restarted it")
+                    for message in self.pool.take_messages():
+                        console.message(message)
                     owed = min(self.loop.batches_owed(), BATCHES_PER_POLL)
                     for _ in range(owed):
-                        self.loop.learn_one_batch(self.frames)
+                        self.learn_one_batch()
                     if owed:
                         self.shared_weights.publish(self.learner.inference_state_dict(), self.frames)
                     else:
@@ -418,6 +500,7 @@ __all__ = [
     "collector_seed",
     "config_differences",
     "race_time_ratio",
+    "resolve_collector_device",
     "resolve_device",
     "train",
 ]

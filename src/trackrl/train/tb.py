@@ -43,8 +43,14 @@ def race_finished_tag(kind: RaceKind, status: MapStatus, map_name: str) -> str:
     return f"Race/{kind}_race_finished_{status}_{map_name}"
 
 
+def race_time_finished_tag(kind: RaceKind, status: MapStatus, map_name: str) -> str:
+    """Race time in seconds of finished races only (Linesight's ``{explo|eval}_race_time_finished_*``)."""
+    return f"Race/{kind}_race_time_finished_{status}_{map_name}"
+
+
 def eval_race_time_robust_tag(status: MapStatus, map_name: str) -> str:
-    """Eval race time (s), logged only for finishes faster than 1.02 x the rolling mean of finished evals."""
+    """Eval race time (s), logged only for finishes faster than 1.02 x the rolling mean of finished evals (the mean
+    updated with this race, as Linesight; see trackrl.train.stats)."""
     return f"Race/eval_race_time_robust_{status}_{map_name}"
 
 
@@ -54,6 +60,7 @@ def alltime_min_ms_tag(map_name: str) -> str:
 
 
 def avg_q_tag(status: MapStatus, map_name: str) -> str:
+    """Eval races only: the mean of Q(s, a) over the race's steps and all actions (Linesight's avg_Q)."""
     return f"RL/avg_Q_{status}_{map_name}"
 
 
@@ -63,14 +70,16 @@ ALLTIME_MIN_MS_PREFIX = "alltime_min_ms_"
 AVG_Q_PREFIX = "RL/avg_Q_"
 
 
+def event_file_second(path: Path) -> int | None:
+    """Creation second in an ``events.out.tfevents.<unix seconds>.<host>...`` file name, or None."""
+    fields = Path(path).name.split(".")
+    return int(fields[3]) if len(fields) > 3 and fields[3].isdigit() else None
+
+
 def newest_event_file_second(folder: Path) -> int | None:
-    """Creation second in the newest ``events.out.tfevents.<unix seconds>.<host>...`` name in ``folder``."""
-    seconds = []
-    for path in folder.glob("events.out.tfevents.*"):
-        field = path.name.split(".")[3]
-        if field.isdigit():
-            seconds.append(int(field))
-    return max(seconds, default=None)
+    """Creation second in the newest event file name in ``folder``."""
+    seconds = [event_file_second(path) for path in folder.glob("events.out.tfevents.*")]
+    return max((s for s in seconds if s is not None), default=None)
 
 
 def wait_until_new_event_file_sorts_last(folder: Path) -> None:
@@ -84,13 +93,21 @@ def wait_until_new_event_file_sorts_last(folder: Path) -> None:
             time.sleep(delay_s)
 
 
+def _has_event_files(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.glob("events.out.tfevents.*"))
+
+
 class RunWriter:
     """SummaryWriter wrapper that follows ``training.tensorboard_suffix_schedule``.
 
     Scalars go to ``<logdir>/<run><suffix>`` where the suffix is the schedule's value at the current frame; every
     folder written is recorded in ``folders`` (saved as accumulated_stats["tensorboard_folders"], which the analysis
     uses to merge a run's folders). On resume, ``purge_step`` = the last checkpointed frame + 1 makes TensorBoard drop
-    events a killed process wrote after that checkpoint (SummaryWriter purge_step semantics).
+    events a killed process wrote after that checkpoint (SummaryWriter purge_step semantics). It is applied to every
+    folder of the run, listed or not: a process killed before its first periodic checkpoint, stopped by a NaN, or
+    after switching into a new suffix folder left events in folders the save-state does not list
+    (``purge_existing``), and once per folder and session (a second purge would drop this session's own events),
+    never to a folder this session creates.
     """
 
     def __init__(
@@ -100,23 +117,51 @@ class RunWriter:
         self.run_name = run_name
         self.folders: list[str] = list(folders or [])
         self._purge_step = purge_step
+        self._purged: set[str] = set()
         self._writer = None
         self._folder: str | None = None
 
     def folder_for_suffix(self, suffix: str) -> str:
         return f"{self.run_name}{suffix}"
 
+    def _open(self, folder: str):  # -> torch.utils.tensorboard.SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # lazy: tag names above must stay torch-free
+
+        path = Path(self.logdir) / folder
+        purge_step = None
+        # Only a folder that holds events of an earlier session gets the restart marker: a marker in a folder this
+        # session creates would also end, for ``compare``'s purge across folders, this session's own earlier events.
+        if self._purge_step is not None and folder not in self._purged and _has_event_files(path):
+            purge_step = self._purge_step
+            self._purged.add(folder)
+        wait_until_new_event_file_sorts_last(path)
+        return SummaryWriter(log_dir=f"{self.logdir}/{folder}", purge_step=purge_step)
+
+    def purge_existing(self, suffixes: list[str], other_runs: set[str] = frozenset()) -> list[str]:
+        """On resume: mark the restart in every existing folder of the run (listed, or named by a suffix of the
+        schedule and not a run of its own, ``other_runs``), so that TensorBoard and ``compare`` drop what a killed
+        session wrote there after the checkpoint, also in a folder this session never writes to again. Returns the
+        folders purged."""
+        if self._purge_step is None:
+            return []
+        by_suffix = [f for f in (self.folder_for_suffix(s) for s in suffixes) if f not in other_runs]
+        candidates = dict.fromkeys([*self.folders, *by_suffix])
+        purged = []
+        for folder in candidates:
+            if folder in self._purged or not _has_event_files(Path(self.logdir) / folder):
+                continue
+            self._open(folder).close()
+            purged.append(folder)
+            if folder not in self.folders:
+                self.folders.append(folder)  # the killed session wrote it: it is part of the run
+        return purged
+
     def _writer_for(self, suffix: str):  # -> torch.utils.tensorboard.SummaryWriter
         folder = self.folder_for_suffix(suffix)
         if folder != self._folder:
-            from torch.utils.tensorboard import SummaryWriter  # lazy: tag names above must stay torch-free
-
             if self._writer is not None:
                 self._writer.close()
-            # Purge only a folder this run wrote before the resume point.
-            purge_step = self._purge_step if folder in self.folders else None
-            wait_until_new_event_file_sorts_last(Path(self.logdir) / folder)
-            self._writer = SummaryWriter(log_dir=f"{self.logdir}/{folder}", purge_step=purge_step)
+            self._writer = self._open(folder)
             self._folder = folder
             if folder not in self.folders:
                 self.folders.append(folder)
