@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from trackrl.errors import UserError
+
 
 def _check_schedule_x(points: list) -> list:
     if len(points) == 0:
@@ -39,6 +41,10 @@ IntSchedule = Annotated[list[tuple[float, int]], AfterValidator(_check_schedule_
 StrSchedule = Annotated[list[tuple[float, str]], AfterValidator(_check_schedule_x)]
 
 
+class RunNameError(UserError, ValueError):
+    """A run name that is not one plain folder name."""
+
+
 def _check_plain_name(name: str) -> str:
     """A run name becomes a folder under save/ and tensorboard/: one plain path component, nothing else."""
     if name == "":
@@ -60,6 +66,14 @@ def _check_suffix(suffix: str) -> str:
 
 
 RunName = Annotated[str, AfterValidator(_check_plain_name)]
+
+
+def check_run_name(name: str, option: str = "run_name") -> str:
+    """The schema's run-name rule for names given elsewhere (``--run-name``); raises ValueError naming ``option``."""
+    try:
+        return _check_plain_name(name)
+    except ValueError as error:
+        raise RunNameError(f"{option} {name!r}: {error}") from None
 
 
 def _contains_bool(value: Any) -> bool:

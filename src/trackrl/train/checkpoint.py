@@ -12,13 +12,14 @@ Layout of ``<save-dir>/<run>/`` (DESIGN.md "Training"):
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from trackrl.atomic import atomic_write, atomic_write_json, atomic_write_text
+from trackrl.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from trackrl.errors import UserError
 
 WEIGHTS_FILE = "weights.torch"
@@ -33,7 +34,11 @@ class CheckpointError(UserError):
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda handle: torch.save(obj, handle))
+    # Serialise in memory first: a full disk then fails in a plain write (an OSError naming the cause), not inside
+    # torch's zip writer (a RuntimeError from inline_container.cc).
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_json(path: Path) -> Any:
@@ -68,12 +73,21 @@ def save_checkpoint(
     accumulated_stats: dict[str, Any],
     config_yaml: str,
 ) -> None:
-    """Write every file of the save-state atomically; accumulated_stats.json last (it marks a complete checkpoint)."""
+    """Write every file of the save-state atomically; accumulated_stats.json last (it marks a complete checkpoint).
+
+    A write that fails (full disk, read-only folder) leaves the previous file in place and raises a CheckpointError
+    naming the folder and the cause."""
     run_dir = Path(run_dir)
-    atomic_write_text(run_dir / CONFIG_SNAPSHOT_FILE, config_yaml)
-    atomic_torch_save(inference_state, run_dir / WEIGHTS_FILE)
-    atomic_torch_save(learner_state, run_dir / LEARNER_STATE_FILE)
-    atomic_write_json(run_dir / ACCUMULATED_STATS_FILE, accumulated_stats)
+    try:
+        atomic_write_text(run_dir / CONFIG_SNAPSHOT_FILE, config_yaml)
+        atomic_torch_save(inference_state, run_dir / WEIGHTS_FILE)
+        atomic_torch_save(learner_state, run_dir / LEARNER_STATE_FILE)
+        atomic_write_json(run_dir / ACCUMULATED_STATS_FILE, accumulated_stats)
+    except OSError as error:
+        raise CheckpointError(
+            f"{run_dir}: cannot write the checkpoint ({error.strerror or error}); training stopped, the previous "
+            "checkpoint files are kept"
+        ) from None
 
 
 def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -15,6 +15,7 @@ per frame does not depend on the machine's speed.
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ import torch
 
 from trackrl.config.loader import config_to_dict, config_to_yaml
 from trackrl.config.schedules import current_schedule_values
-from trackrl.config.schema import TrackRLConfig
+from trackrl.config.schema import TrackRLConfig, check_run_name
 from trackrl.errors import UserError
 from trackrl.train import tb
 from trackrl.train.best_runs import save_best_run
@@ -36,6 +37,7 @@ from trackrl.train.console import ConsoleView, ProgressSnapshot
 from trackrl.train.learner_loop import LearnerLoop, TrainingDivergedError
 from trackrl.train.map_cycle import MapCycle
 from trackrl.train.processes import CollectorPool, SharedWeights
+from trackrl.train.resources import check_folders_writable, check_memory
 from trackrl.train.stats import AccumulatedStats, RaceOutcome, record_race
 
 BATCHES_PER_POLL = 8  # gradient steps between two polls of the rollout queues
@@ -58,6 +60,12 @@ class TrainOptions:
     live: bool = True
     collector_fn: Callable[..., None] = run_collector
     log_every_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        check_run_name(self.run_name, "--run-name")
+        for option, value in (("--max-minutes", self.max_minutes), ("--max-frames", self.max_frames)):
+            if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise UserError(f"{option} must be a positive finite number, got {value!r}")
 
 
 @dataclass
@@ -151,6 +159,13 @@ class Trainer:
         self.options = options
         self.run_dir = Path(options.save_dir) / options.run_name
         check_run_folders(self.run_dir, Path(options.logdir) / options.run_name, options.resume)
+        # Every map must load (a built-in name or a readable .npy) before minutes of allocation.
+        cycle = MapCycle(config.map_cycle)
+        self.reference_ms: dict[str, int] = {}
+        for map_name, road_width_m in cycle.map_keys():
+            self.reference_ms[map_name] = int(reference_lap(load_track(map_name, road_width_m)).race_time_ms)
+        check_memory(config)
+        check_folders_writable(self.run_dir, Path(options.logdir) / options.run_name)
         learner_state = None
         if options.resume:
             learner_state, stats_data = load_checkpoint(self.run_dir)
@@ -187,11 +202,7 @@ class Trainer:
             # the frame count after their race), and the save-state counts those races: purge only what came after.
             purge_step=frames + 1 if options.resume else None,
         )
-        cycle = MapCycle(config.map_cycle)
         self.cycle_length = len(cycle.slots)
-        self.reference_ms: dict[str, int] = {}
-        for map_name, road_width_m in cycle.map_keys():
-            self.reference_ms[map_name] = int(reference_lap(load_track(map_name, road_width_m)).race_time_ms)
         self.config_yaml = config_to_yaml(config)
         self.config_data = config_to_dict(config)
         self.batches_at_start = self.stats.cumul_number_batches_done
