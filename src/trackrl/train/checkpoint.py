@@ -84,9 +84,9 @@ def save_checkpoint(
         atomic_torch_save(learner_state, run_dir / LEARNER_STATE_FILE)
         atomic_write_json(run_dir / ACCUMULATED_STATS_FILE, accumulated_stats)
     except OSError as error:
+        kept = "the previous checkpoint is kept" if checkpoint_exists(run_dir) else "no checkpoint of this run exists"
         raise CheckpointError(
-            f"{run_dir}: cannot write the checkpoint ({error.strerror or error}); training stopped, the previous "
-            "checkpoint files are kept"
+            f"{run_dir}: cannot write the checkpoint ({error.strerror or error}); training stopped, {kept}"
         ) from None
 
 

@@ -102,6 +102,11 @@ def check_run_folders(run_dir: Path, tensorboard_dir: Path, resume: bool) -> Non
             )
         return
     existing = [p for p in (run_dir, tensorboard_dir) if p.exists() and any(p.iterdir())]
+    if existing and not checkpoint_exists(run_dir):
+        raise RunExistsError(
+            f"run {run_dir.name!r} has files but no checkpoint to resume ({', '.join(str(p) for p in existing)}; "
+            "an earlier start failed before its first checkpoint?): delete them or choose another --run-name"
+        )
     if existing:
         raise RunExistsError(
             f"run {run_dir.name!r} already exists ({', '.join(str(p) for p in existing)}); "
