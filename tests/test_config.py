@@ -227,3 +227,13 @@ def test_cli_refuses_bad_values_in_one_block_without_traceback(tmp_path: Path, c
     err = capsys.readouterr().err
     assert "3 problem(s)" in err
     assert "Traceback" not in err
+
+
+def test_cli_validate_checks_that_every_map_exists(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    track = tmp_path / "mine"  # a centre-line file without the .npy suffix is a file all the same
+    track.write_bytes(b"")
+    bad = write(tmp_path, f"map_cycle:\n  entries: [{{map: a01}}, {{map: a02}}, {{map: {track}}}]\n")
+    assert main(["config", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "map_cycle.entries[1].map: 'a02' is not a built-in track (a01, " in err
+    assert "entries[0]" not in err and "entries[2]" not in err and "1 problem(s)" in err

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from trackrl.config.loader import config_to_yaml, load_config
+from trackrl.config.loader import ConfigError, config_to_yaml, load_config
 from trackrl.config.schedules import current_schedule_values
+from trackrl.config.schema import TrackRLConfig
+
+
+def check_maps_exist(config: TrackRLConfig, source: str) -> None:
+    """Every map of the cycle is a built-in track or an existing file (the schema cannot know the built-in names:
+    they belong to the simulator, imported here by the command only)."""
+    from trackrl.sim.track import builtin_track_names
+
+    builtin = builtin_track_names()
+    problems = [
+        f"  map_cycle.entries[{i}].map: '{entry.map}' is not a built-in track ({', '.join(builtin)}) and no such file"
+        for i, entry in enumerate(config.map_cycle.entries)
+        if entry.map not in builtin and not Path(entry.map).is_file()
+    ]
+    if problems:
+        raise ConfigError("\n".join([f"{source}: invalid configuration ({len(problems)} problem(s))", *problems]))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    load_config(args.file)
+    check_maps_exist(load_config(args.file), args.file)
     print(f"{args.file}: OK")
     return 0
 
