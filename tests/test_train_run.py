@@ -110,9 +110,9 @@ def test_memory_estimate_matches_the_allocated_buffer_and_is_checked() -> None:
     network = Trainer_network_parameters(config)
     assert estimate.n_parameters == network
     with pytest.raises(ResourceError) as error:
-        check_memory(config, available_bytes=estimate.total_bytes - 1)
+        check_memory(config, available_bytes=100 * 2**20)
     message = str(error.value)
-    assert f"needs about {estimate.total_bytes / 2**30:,.1f} GiB" in message and "0.2 GiB available" in message
+    assert f"needs about {estimate.total_bytes / 2**20:,.0f} MiB" in message and "has 100 MiB available" in message
     assert "50,000 transitions" in message
     assert check_memory(config, available_bytes=estimate.total_bytes) == estimate
 
@@ -132,6 +132,7 @@ def Trainer_network_parameters(config) -> int:
         ({"memory": {"memory_size_schedule": [[0, 100_000_000_000]], "min_transitions_to_learn": 100}},
          "100,000,000,000 transitions"),
         ({"environment": {"n_zone_centers_in_inputs": 5_000_000}}, "parameters; environment.n_zone_centers_in_inputs"),
+        ({"training": {"batch_size": 2_000_000_000}}, "GiB (training.batch_size, nn.iqn_n)"),
     ],
 )
 def test_absurd_sizes_are_refused_before_allocating(tmp_path: Path, override: dict, problem: str) -> None:
@@ -139,7 +140,7 @@ def test_absurd_sizes_are_refused_before_allocating(tmp_path: Path, override: di
     for section, values in override.items():
         data.setdefault(section, {}).update(values)
     options = TrainOptions(run_name="big", save_dir=tmp_path / "save", logdir=tmp_path / "tb", live=False)
-    with pytest.raises(ResourceError, match="GiB of memory but the machine has") as error:
+    with pytest.raises(ResourceError, match="GiB of memory but the machine has") as error:  # absurd: GiB, not MiB
         Trainer(config_from_dict(data), options)
     assert problem in str(error.value)
     assert not (tmp_path / "save").exists()

@@ -17,6 +17,8 @@ from trackrl.errors import UserError
 GIB = 1024**3
 # Online and target networks, their gradients and AdamW's two moments: five float32 copies of the parameters.
 LEARNER_COPIES = 5
+# Per sampled quantile of a batch: the dense activations of the online (forward + backward) and target passes.
+ACTIVATION_COPIES = 6
 
 
 class ResourceError(UserError):
@@ -27,13 +29,14 @@ class ResourceError(UserError):
 class MemoryEstimate:
     replay_bytes: int
     networks_bytes: int
+    batch_bytes: int
     largest_memory_size: int
     bytes_per_transition: int
     n_parameters: int
 
     @property
     def total_bytes(self) -> int:
-        return self.replay_bytes + self.networks_bytes
+        return self.replay_bytes + self.networks_bytes + self.batch_bytes
 
 
 def count_parameters(config: TrackRLConfig, float_input_dim: int) -> int:
@@ -58,7 +61,10 @@ def estimate_memory(config: TrackRLConfig) -> MemoryEstimate:
     n_parameters = count_parameters(config, dim)
     # One inference copy per collector and one in shared memory, besides the learner's copies.
     copies = LEARNER_COPIES + config.performance.gpu_collectors_count + 1
-    return MemoryEstimate(largest * row_bytes, copies * 4 * n_parameters, largest, row_bytes, n_parameters)
+    nn_config, batch_size = config.nn, config.training.batch_size
+    quantile_width = nn_config.dense_hidden_dimension + nn_config.iqn_embedding_dimension
+    batch_bytes = batch_size * row_bytes + ACTIVATION_COPIES * 4 * batch_size * nn_config.iqn_n * quantile_width
+    return MemoryEstimate(largest * row_bytes, copies * 4 * n_parameters, batch_bytes, largest, row_bytes, n_parameters)
 
 
 def available_memory_bytes() -> int | None:
@@ -75,18 +81,22 @@ def available_memory_bytes() -> int | None:
         return None
 
 
+def format_bytes(n_bytes: float) -> str:
+    return f"{n_bytes / GIB:,.1f} GiB" if n_bytes >= GIB else f"{n_bytes / 1024**2:,.0f} MiB"
+
+
 def check_memory(config: TrackRLConfig, available_bytes: int | None = None) -> MemoryEstimate:
     """Refuse a config whose estimated memory exceeds what the machine has available (before allocating it)."""
     estimate = estimate_memory(config)
     available = available_memory_bytes() if available_bytes is None else available_bytes
     if available is not None and estimate.total_bytes > available:
         raise ResourceError(
-            f"the run needs about {estimate.total_bytes / GIB:,.1f} GiB of memory but the machine has "
-            f"{available / GIB:,.1f} GiB available: replay buffer {estimate.replay_bytes / GIB:,.1f} GiB "
+            f"the run needs about {format_bytes(estimate.total_bytes)} of memory but the machine has "
+            f"{format_bytes(available)} available: replay buffer {format_bytes(estimate.replay_bytes)} "
             f"(memory.memory_size_schedule up to {estimate.largest_memory_size:,} transitions x "
-            f"{estimate.bytes_per_transition:,} bytes), networks {estimate.networks_bytes / GIB:,.1f} GiB "
-            f"({estimate.n_parameters:,} parameters; environment.n_zone_centers_in_inputs and nn sizes set it). "
-            "Lower these sizes."
+            f"{estimate.bytes_per_transition:,} bytes), networks {format_bytes(estimate.networks_bytes)} "
+            f"({estimate.n_parameters:,} parameters; environment.n_zone_centers_in_inputs and nn sizes set it), "
+            f"one batch {format_bytes(estimate.batch_bytes)} (training.batch_size, nn.iqn_n). Lower these sizes."
         )
     return estimate
 
