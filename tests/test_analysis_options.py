@@ -110,10 +110,13 @@ def test_a_corrupt_save_state_of_another_run_is_warned_about(tmp_path: Path, cap
     (tmp_path / "save" / "other" / "accumulated_stats.json").write_text('{"tensorboard_folders": [')
     (tmp_path / "save" / "third").mkdir()
     (tmp_path / "save" / "third" / "accumulated_stats.json").write_text(json.dumps({"tensorboard_folders": 3}))
+    (tmp_path / "save" / "fourth").mkdir()
+    (tmp_path / "save" / "fourth" / "accumulated_stats.json").write_text(json.dumps({"tensorboard_folders": ["../R"]}))
     assert main(_compare(tmp_path)) == 0
     out = capsys.readouterr().out
     assert out.count("other/accumulated_stats.json: not readable as JSON") == 1  # once, though read several times
     assert "third/accumulated_stats.json: 'tensorboard_folders' is not a list" in out
+    assert "fourth/accumulated_stats.json: 'tensorboard_folders' is not a list" in out  # '../R' leaves the log dir
     assert "R: folders R" in out
 
 

@@ -237,3 +237,10 @@ def test_cli_validate_checks_that_every_map_exists(tmp_path: Path, capsys: pytes
     err = capsys.readouterr().err
     assert "map_cycle.entries[1].map: 'a02' is not a built-in track (a01, " in err
     assert "entries[0]" not in err and "entries[2]" not in err and "1 problem(s)" in err
+
+
+@pytest.mark.parametrize("frames", ["nan", "inf", "-5"])
+def test_cli_show_refuses_a_bad_frame_count(tmp_path: Path, capsys: pytest.CaptureFixture, frames: str) -> None:
+    good = write(tmp_path, "seed: 3\n")
+    assert main(["config", "show", str(good), "--at-frames", frames]) == 2
+    assert "--at-frames must be a finite number of frames >= 0" in capsys.readouterr().err

@@ -76,6 +76,11 @@ class RunData:
         return int(max(int(s.step.max()) for s in self.series.values()))
 
 
+def _is_plain_name(folder: str) -> bool:
+    """A folder directly under the log dir (a hand-edited '../x' must not send the reader elsewhere)."""
+    return bool(folder) and "/" not in folder and "\\" not in folder and not folder.startswith(".")
+
+
 class SaveStateWarning(EventFileWarning):
     """A run's accumulated_stats.json is unreadable: the run is treated as having no save-state."""
 
@@ -95,7 +100,7 @@ def read_accumulated_stats(save_dir: Path, run: str) -> dict | None:
         folders = stats.get("tensorboard_folders", []) if isinstance(stats, dict) else None
         if not isinstance(stats, dict):
             problem = f"expected a JSON object, got {type(stats).__name__}"
-        elif not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
+        elif not isinstance(folders, list) or not all(isinstance(f, str) and _is_plain_name(f) for f in folders):
             problem = "'tensorboard_folders' is not a list of folder names"
     if problem is not None:
         warnings.warn(f"{path}: {problem}; run '{run}' is read as having no save-state", SaveStateWarning,

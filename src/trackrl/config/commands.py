@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from trackrl.config.loader import ConfigError, config_to_yaml, load_config
@@ -32,6 +33,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    if args.at_frames is not None and not (math.isfinite(args.at_frames) and args.at_frames >= 0):
+        raise ConfigError(f"--at-frames must be a finite number of frames >= 0, got {args.at_frames}")
     config = load_config(args.file)
     print(config_to_yaml(config), end="")
     if args.at_frames is not None:
