@@ -244,3 +244,14 @@ def test_cli_show_refuses_a_bad_frame_count(tmp_path: Path, capsys: pytest.Captu
     good = write(tmp_path, "seed: 3\n")
     assert main(["config", "show", str(good), "--at-frames", frames]) == 2
     assert "--at-frames must be a finite number of frames >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["memory:\n  memory_size_schedule: [[0, 100000000000]]\n", "environment:\n  n_zone_centers_in_inputs: 5000000\n"],
+)
+def test_cli_validate_refuses_sizes_this_machine_cannot_hold(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                             text: str) -> None:  # fmt: skip
+    assert main(["config", "validate", str(write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err
+    assert "GiB of memory but the machine has" in err and "replay buffer" in err and err.count("\n") == 1

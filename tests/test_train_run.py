@@ -131,7 +131,7 @@ def Trainer_network_parameters(config) -> int:
     [
         ({"memory": {"memory_size_schedule": [[0, 100_000_000_000]], "min_transitions_to_learn": 100}},
          "100,000,000,000 transitions"),
-        ({"environment": {"n_zone_centers_in_inputs": 5_000_000}}, "parameters; environment.n_zone_centers_in_inputs"),
+        ({"environment": {"n_zone_centers_in_inputs": 5_000_000}}, "bytes; environment.n_zone_centers_in_inputs"),
         ({"training": {"batch_size": 2_000_000_000}}, "GiB (training.batch_size, nn.iqn_n)"),
     ],
 )

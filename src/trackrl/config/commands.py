@@ -27,7 +27,13 @@ def check_maps_exist(config: TrackRLConfig, source: str) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    check_maps_exist(load_config(args.file), args.file)
+    """The file, its maps, and whether its replay buffer and batch fit this machine's memory (what `train` checks
+    first; the networks are left out here so that validating does not import torch)."""
+    from trackrl.train.resources import check_memory
+
+    config = load_config(args.file)
+    check_maps_exist(config, args.file)
+    check_memory(config, count_networks=False)
     print(f"{args.file}: OK")
     return 0
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from trackrl.atomic import OutputPathError, check_writable
 from trackrl.config.schema import TrackRLConfig
@@ -41,6 +40,8 @@ class MemoryEstimate:
 
 def count_parameters(config: TrackRLConfig, float_input_dim: int) -> int:
     """Exact parameter count of the configured network, built on the meta device (no memory is allocated)."""
+    import torch
+
     from trackrl.agent.networks import build_network
 
     zeros = np.zeros(float_input_dim, dtype=np.float32)
@@ -49,8 +50,9 @@ def count_parameters(config: TrackRLConfig, float_input_dim: int) -> int:
     return sum(p.numel() for p in network.parameters())
 
 
-def estimate_memory(config: TrackRLConfig) -> MemoryEstimate:
-    """The replay buffer at its largest scheduled size plus the learner's and collectors' copies of the network."""
+def estimate_memory(config: TrackRLConfig, count_networks: bool = True) -> MemoryEstimate:
+    """The replay buffer at its largest scheduled size, one batch, and (``count_networks``: needs torch) the
+    learner's and collectors' copies of the network."""
     from trackrl.replay.buffer import bytes_per_transition
     from trackrl.sim.observation import float_input_dim
 
@@ -58,7 +60,7 @@ def estimate_memory(config: TrackRLConfig) -> MemoryEstimate:
     image_shape = (1, config.nn.image_height_px, config.nn.image_width_px) if config.nn.use_image else None
     row_bytes = bytes_per_transition(dim, image_shape, config.training.n_steps, config.memory.use_prioritized_replay)
     largest = max(int(size) for _, size in config.memory.memory_size_schedule)
-    n_parameters = count_parameters(config, dim)
+    n_parameters = count_parameters(config, dim) if count_networks else 0
     # One inference copy per collector and one in shared memory, besides the learner's copies.
     copies = LEARNER_COPIES + config.performance.gpu_collectors_count + 1
     nn_config, batch_size = config.nn, config.training.batch_size
@@ -85,20 +87,25 @@ def format_bytes(n_bytes: float) -> str:
     return f"{n_bytes / GIB:,.1f} GiB" if n_bytes >= GIB else f"{n_bytes / 1024**2:,.0f} MiB"
 
 
-def check_memory(config: TrackRLConfig, available_bytes: int | None = None) -> MemoryEstimate:
+def check_memory(config: TrackRLConfig, available_bytes: int | None = None, count_networks: bool = True
+                 ) -> MemoryEstimate:  # fmt: skip
     """Refuse a config whose estimated memory exceeds what the machine has available (before allocating it)."""
-    estimate = estimate_memory(config)
+    estimate = estimate_memory(config, count_networks)
     available = available_memory_bytes() if available_bytes is None else available_bytes
-    if available is not None and estimate.total_bytes > available:
-        raise ResourceError(
-            f"the run needs about {format_bytes(estimate.total_bytes)} of memory but the machine has "
-            f"{format_bytes(available)} available: replay buffer {format_bytes(estimate.replay_bytes)} "
-            f"(memory.memory_size_schedule up to {estimate.largest_memory_size:,} transitions x "
-            f"{estimate.bytes_per_transition:,} bytes), networks {format_bytes(estimate.networks_bytes)} "
-            f"({estimate.n_parameters:,} parameters; environment.n_zone_centers_in_inputs and nn sizes set it), "
-            f"one batch {format_bytes(estimate.batch_bytes)} (training.batch_size, nn.iqn_n). Lower these sizes."
-        )
-    return estimate
+    if available is None or estimate.total_bytes <= available:
+        return estimate
+    parts = [
+        f"replay buffer {format_bytes(estimate.replay_bytes)} (memory.memory_size_schedule up to "
+        f"{estimate.largest_memory_size:,} transitions x {estimate.bytes_per_transition:,} bytes; "
+        "environment.n_zone_centers_in_inputs and nn image sizes set the bytes)"
+    ]
+    if estimate.n_parameters:
+        parts.append(f"networks {format_bytes(estimate.networks_bytes)} ({estimate.n_parameters:,} parameters)")
+    parts.append(f"one batch {format_bytes(estimate.batch_bytes)} (training.batch_size, nn.iqn_n)")
+    raise ResourceError(
+        f"the run needs about {format_bytes(estimate.total_bytes)} of memory but the machine has "
+        f"{format_bytes(available)} available: {', '.join(parts)}. Lower these sizes."
+    )
 
 
 def check_folders_writable(*folders: Path) -> None:
