@@ -102,3 +102,10 @@ def test_check_writable_names_a_full_disk(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.undo()
     assert list(tmp_path.iterdir()) == []  # the probe file is removed
     assert check_writable(tmp_path / "report.json") == tmp_path / "report.json"
+
+
+def test_a_symlink_loop_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(OutputPathError, match=r"a: cannot be used as an output file"):
+        atomic_write_text(tmp_path / "a", "x")

@@ -44,6 +44,8 @@ def resolve_target(path: str | os.PathLike[str]) -> Path:
         mode = os.stat(target).st_mode
     except FileNotFoundError:
         return target
+    except OSError as error:  # a symlink loop, a path through a file, no permission to look
+        raise OutputPathError(f"{path}: cannot be used as an output file ({error.strerror or error})") from None
     if not stat.S_ISREG(mode):
         shown = f"{path} (-> {target})" if str(target) != os.path.abspath(path) else str(path)
         raise OutputPathError(f"{shown}: is {_kind(mode)}, not a regular file; refusing to replace it")
