@@ -113,13 +113,14 @@ def nice_interval(window: float, target_count: int = 6) -> float:
     return next(m * power for m in (1.0, 2.0, 5.0, 10.0) if m * power >= raw)
 
 
-def checkpoints(window: float, interval: float | None, option: str = "--interval") -> list[float]:
+def checkpoints(window: float, interval: float | None, option: str = "--interval", whole: bool = False) -> list[float]:
     """Every ``interval`` inside [0, window], plus the end of the window itself (which replaces a point < 1% of an
-    interval before it). At most MAX_CHECKPOINT_ROWS points."""
+    interval before it). At most MAX_CHECKPOINT_ROWS points (``whole``: the smallest spacing suggested is an int)."""
     interval = parse_interval(interval, option)
     spacing = interval if interval is not None else nice_interval(window)
     count = math.floor(window / spacing + 1e-9)
-    check_row_count(count, option, f"{spacing:g}", f"{window / MAX_CHECKPOINT_ROWS:.3g}")
+    smallest = window / MAX_CHECKPOINT_ROWS
+    check_row_count(count, option, f"{spacing:g}", f"{math.ceil(smallest):,}" if whole else f"{smallest:.3g}")
     points = [round(spacing * k, 12) for k in range(1, count + 1)]
     # A run stopped at "60 minutes" ends a hair past 1 h: a last interval point that close to the end would print as
     # a second "1 h" row, so the end takes its place.
@@ -135,4 +136,4 @@ def step_checkpoints(steps: str | None, step_interval: str | None, frames_window
     if steps is not None:
         return parse_frame_list(steps, "--steps")
     spacing = parse_frames(step_interval, "--step-interval") if step_interval is not None else None
-    return [round(x) for x in checkpoints(float(frames_window), spacing, "--step-interval")]
+    return [round(x) for x in checkpoints(float(frames_window), spacing, "--step-interval", whole=True)]

@@ -67,7 +67,7 @@ def check_row_count(count: float, option: str, value: object, smallest: str | No
     """Refuse an option that would make more than MAX_CHECKPOINT_ROWS checkpoint rows (and say what would fit)."""
     if count > MAX_CHECKPOINT_ROWS:
         hint = f"; use {option} {smallest} or more" if smallest else ""
+        shown = f"{count:,.0f}" if count < 1e12 else f"{count:.3g}"
         raise UserError(
-            f"{option} {value} gives {count:,.0f} checkpoint rows, more than the limit of "
-            f"{MAX_CHECKPOINT_ROWS:,}{hint}"
+            f"{option} {value} gives {shown} checkpoint rows, more than the limit of {MAX_CHECKPOINT_ROWS:,}{hint}"
         )
