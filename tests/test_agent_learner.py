@@ -335,3 +335,42 @@ def test_float_only_agent_learns_the_chain(target: str) -> None:
 def test_conflicting_munchausen_and_ddqn_is_rejected_by_the_config() -> None:
     with pytest.raises((UserError, ValueError)):
         TrackRLConfig.model_validate({"btr": {"use_munchausen": True}, "training": {"use_ddqn": True}})
+
+
+def _trained_state(config: TrackRLConfig) -> dict:
+    learner = make_learner(config)
+    learner.learn(filled_buffer(config), 1e-3, 0.99, 0)
+    stream = io.BytesIO()
+    torch.save(learner.state_dict(), stream)
+    stream.seek(0)
+    return torch.load(stream, weights_only=True)
+
+
+def _edit_first_moment(state: dict, key: str, value: object) -> None:
+    first = next(iter(state["optimizer"]["state"]))
+    state["optimizer"]["state"][first][key] = value
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda s: s.update(batches_done="12"), "entry 'batches_done' must be a whole number >= 0, got '12'"),
+        (lambda s: s.update(batches_done=-1), "entry 'batches_done' must be a whole number >= 0, got -1"),
+        (lambda s: s.update(online=[1, 2]), "entry 'online' must be a state dict of tensors, got list"),
+        (lambda s: s["target"].update({next(iter(s["target"])): 3.0}), "must be a tensor, got float"),
+        (lambda s: s["online"][next(iter(s["online"]))].fill_(float("nan")), "has NaN/inf values"),
+        (lambda s: _edit_first_moment(s, "exp_avg", torch.zeros(3)), "exp_avg' has shape (3,), the parameter has"),
+        (lambda s: _edit_first_moment(s, "exp_avg_sq", [0.0]), "exp_avg_sq' has shape list"),
+        (lambda s: _edit_first_moment(s, "step", torch.tensor(float("nan"))), ".step' is tensor(nan)"),
+        (lambda s: s["optimizer"]["param_groups"][0].update(betas="0.9"), "betas' is '0.9', not two numbers"),
+        (lambda s: s["optimizer"]["param_groups"][0].update(eps=None), "param_groups[0].eps' is None"),
+        (lambda s: s.update(optimizer={"state": {}}), "entry 'optimizer' must be an optimiser state dict"),
+    ],
+)
+def test_hand_edited_learner_state_is_refused_naming_the_entry(edit, problem: str) -> None:
+    config = tiny_config(use_image=False)
+    state = _trained_state(config)
+    edit(state)
+    with pytest.raises(UserError) as error:
+        make_learner(config, seed=5).load_state_dict(state)
+    assert problem in str(error.value)

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trackrl.analysis.axes import checkpoints, parse_frames, training_hours_at
+from trackrl.analysis.axes import checkpoints, training_hours_at
 from trackrl.analysis.events import encode_record, write_scalar_event_file
+from trackrl.analysis.options import parse_frames
 from trackrl.analysis.runs import LogFolderError, discover_runs, load_run, resolve_runs
 from trackrl.cli import main
 from trackrl.errors import UserError

@@ -26,8 +26,8 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_empty_file_gives_linesight_defaults(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, ""))
+def test_an_empty_mapping_gives_linesight_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "{}\n"))
     assert config.environment.tm_engine_step_per_action == 5
     assert config.rewards.constant_reward_per_ms == -0.0012
     assert config.rewards.reward_per_m_advanced_along_centerline == 0.01
@@ -145,3 +145,113 @@ def test_cli_validate_reports_problems_without_traceback(tmp_path: Path, capsys:
     assert main(["config", "validate", str(good)]) == 0
     assert main(["config", "show", str(good), "--at-frames", "0"]) == 0
     assert "seed: 3" in capsys.readouterr().out
+
+
+# --- input the probe found accepted (issue 18): each must be one ConfigError naming the key path -------------------
+@pytest.mark.parametrize(
+    ("yaml_text", "key_path", "problem"),
+    [
+        ("training:\n  lr_schedule: [[0, 0.0]]\n", "training.lr_schedule", "must be > 0"),
+        ("training:\n  lr_schedule: [[0, -1.0e-3]]\n", "training.lr_schedule", "must be > 0"),
+        ("training:\n  lr_schedule: [[0, .nan]]\n", "training.lr_schedule[0][1]", "finite"),
+        ("training:\n  lr_schedule: [[0, .inf]]\n", "training.lr_schedule[0][1]", "finite"),
+        ("training:\n  lr_schedule: [[0, 1.0e-3], [.nan, 1.0e-4]]\n", "training.lr_schedule[1][0]", "finite"),
+        ("training:\n  gamma_schedule: [[0, .nan]]\n", "training.gamma_schedule[0][1]", "finite"),
+        ("exploration:\n  epsilon_schedule: [[0, 1.5]]\n", "exploration.epsilon_schedule", "outside [0, 1]"),
+        ("exploration:\n  epsilon_schedule: [[0, -0.1]]\n", "exploration.epsilon_schedule", "outside [0, 1]"),
+        ("exploration:\n  epsilon_schedule: [[0, .nan]]\n", "exploration.epsilon_schedule[0][1]", "finite"),
+        ("exploration:\n  epsilon_boltzmann_schedule: [[0, 2.0]]\n", "exploration.epsilon_boltzmann_schedule",
+         "outside [0, 1]"),
+        ("global_schedule_speed: .inf\n", "global_schedule_speed", "finite"),
+        ("global_schedule_speed: .nan\n", "global_schedule_speed", "finite"),
+        ("training:\n  clip_grad_norm: .nan\n", "training.clip_grad_norm", "finite"),
+        ("seed: -1\n", "seed", "greater than or equal to 0"),
+        ("training:\n  batch_size: true\n", "training.batch_size", "got a boolean"),
+        ("memory:\n  memory_size_schedule: [[0, true]]\n", "memory.memory_size_schedule", "got a boolean"),
+        ("training:\n  use_ddqn: 1\n", "training.use_ddqn", "expected true or false"),
+        ("training:\n  batch_size: 0\n", "training.batch_size", "greater than or equal to 1"),
+        ("memory:\n  memory_size_schedule: [[0, 0]]\n", "memory.memory_size_schedule", "must be >= 1"),
+        ("memory:\n  memory_size_schedule: [[0, 1000]]\n  min_transitions_to_learn: 5000\n", "memory",
+         "below min_transitions_to_learn (5000)"),
+        ("map_cycle:\n  entries: [{map: missing_track.npy}]\n", "map_cycle.entries[0].map", "does not exist"),
+        ("trainig:\n  batch_size: 64\n", "trainig", "unknown key"),
+        ("run_name: ../x\n", "run_name", "without path separators"),
+        ("run_name: a/b\n", "run_name", "without path separators"),
+        ("run_name: ''\n", "run_name", "must not be empty"),
+        ("run_name: ..\n", "run_name", "must not start with '.'"),
+        ("training:\n  tensorboard_suffix_schedule: [[0, ''], [10, /../x]]\n", "training.tensorboard_suffix_schedule",
+         "plain name fragment"),
+    ],
+)
+def test_values_that_used_to_validate_are_refused(tmp_path: Path, yaml_text: str, key_path: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, yaml_text))
+    message = str(error.value)
+    assert f"  {key_path}: " in message
+    assert problem in message
+
+
+def test_strict_types_keep_yaml_numbers_written_as_text() -> None:
+    # PyYAML reads 1e-3 (no dot) as a string; pydantic's number parsing of it stays, only booleans are refused.
+    config = config_from_dict({"training": {"lr_schedule": [[0, "1e-3"]], "batch_size": 64}, "seed": 3})
+    assert config.training.lr_schedule == [(0.0, 1e-3)]
+    assert config.training.batch_size == 64
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n# and another\n", "---\n"])
+def test_empty_or_comment_only_file_is_an_error_not_the_defaults(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match="empty config"):
+        load_config(write(tmp_path, text))
+
+
+def test_duplicate_keys_are_refused_with_their_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, "seed: 1\ntraining:\n  batch_size: 64\n  n_steps: 3\n  batch_size: 128\n"))
+    message = str(error.value)
+    assert "duplicate key 'batch_size' at line 5 (first given at line 3)" in message
+    assert str(tmp_path / "config.yaml") in message
+    with pytest.raises(ConfigError, match="duplicate key 'training' at line 3"):
+        load_config(write(tmp_path, "training: {}\nseed: 1\ntraining: {}\n"))
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes("run_name: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"config\.yaml: not a UTF-8 text file \(byte offset 13"):
+        load_config(path)
+
+
+def test_cli_refuses_bad_values_in_one_block_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = write(tmp_path, "training:\n  lr_schedule: [[0, .nan]]\n  batch_size: true\nrun_name: ../escape\n")
+    assert main(["config", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "3 problem(s)" in err
+    assert "Traceback" not in err
+
+
+def test_cli_validate_checks_that_every_map_exists(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    track = tmp_path / "mine"  # a centre-line file without the .npy suffix is a file all the same
+    track.write_bytes(b"")
+    bad = write(tmp_path, f"map_cycle:\n  entries: [{{map: a01}}, {{map: a02}}, {{map: {track}}}]\n")
+    assert main(["config", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "map_cycle.entries[1].map: 'a02' is not a built-in track (a01, " in err
+    assert "entries[0]" not in err and "entries[2]" not in err and "1 problem(s)" in err
+
+
+@pytest.mark.parametrize("frames", ["nan", "inf", "-5"])
+def test_cli_show_refuses_a_bad_frame_count(tmp_path: Path, capsys: pytest.CaptureFixture, frames: str) -> None:
+    good = write(tmp_path, "seed: 3\n")
+    assert main(["config", "show", str(good), "--at-frames", frames]) == 2
+    assert "--at-frames must be a finite number of frames >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["memory:\n  memory_size_schedule: [[0, 100000000000]]\n", "environment:\n  n_zone_centers_in_inputs: 5000000\n"],
+)
+def test_cli_validate_refuses_sizes_this_machine_cannot_hold(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                             text: str) -> None:  # fmt: skip
+    assert main(["config", "validate", str(write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err
+    assert "GiB of memory but the machine has" in err and "replay buffer" in err and err.count("\n") == 1

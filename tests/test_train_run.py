@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
+from trackrl.cli import main
 from trackrl.config import config_from_dict, load_config
+from trackrl.errors import UserError
 from trackrl.train.checkpoint import CheckpointError
 from trackrl.train.learner_loop import TrainingDivergedError
+from trackrl.train.resources import ResourceError, check_memory, estimate_memory
 from trackrl.train.run import (
     RunExistsError,
     Trainer,
@@ -47,7 +53,11 @@ def test_run_folder_rules(tmp_path: Path) -> None:
         check_run_folders(run_dir, tb_dir, resume=True)
     tb_dir.mkdir(parents=True)
     (tb_dir / "events.out.tfevents.1").write_bytes(b"")
-    with pytest.raises(RunExistsError, match="--resume"):
+    with pytest.raises(RunExistsError, match="has files but no checkpoint to resume"):
+        check_run_folders(run_dir, tb_dir, resume=False)  # --resume would fail: it must not be suggested
+    run_dir.mkdir(parents=True)
+    (run_dir / "accumulated_stats.json").write_text("{}")
+    with pytest.raises(RunExistsError, match="pass --resume to continue it"):
         check_run_folders(run_dir, tb_dir, resume=False)
 
 
@@ -110,3 +120,154 @@ def test_collectors_infer_on_the_learners_gpu_under_auto_and_on_the_cpu_otherwis
     trainer = Trainer(load_config(SMOKE), options)  # smoke: device cpu
     assert trainer.make_spec(0, 0).inference_device == "cpu"
     trainer.lock.release()
+
+
+# --- input refused before anything is allocated or written (issue 18) ---------------------------------------------
+def _train_cli(tmp_path: Path, *extra: str) -> list[str]:
+    return ["train", "--config", str(SMOKE), "--save-dir", str(tmp_path / "save"), "--logdir", str(tmp_path / "tb"),
+            "--no-live", *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (("--run-name", "../escape"), "--run-name '../escape': must be a plain name, without path separators"),
+        (("--run-name", ""), "--run-name '': must not be empty"),
+        (("--run-name", ".."), "--run-name '..': must not start with '.'"),
+        (("--max-minutes", "0"), "--max-minutes must be a positive finite number, got 0.0"),
+        (("--max-minutes", "-1"), "--max-minutes must be a positive finite number"),
+        (("--max-minutes", "nan"), "--max-minutes must be a positive finite number, got nan"),
+        (("--max-minutes", "inf"), "--max-minutes must be a positive finite number, got inf"),
+        (("--max-frames", "0"), "--max-frames must be a positive finite number"),
+        (("--max-frames", "nan"), "--max-frames must be a positive finite number, got nan"),
+    ],
+)
+def test_cli_refuses_bad_names_and_limits_before_writing(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                         extra: tuple, problem: str) -> None:  # fmt: skip
+    assert main(_train_cli(tmp_path, *extra)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"trackrl train: error: {problem}") and err.count("\n") == 1
+    assert not (tmp_path / "save").exists() and not (tmp_path / "tb").exists() and not (tmp_path / "escape").exists()
+
+
+def test_memory_estimate_matches_the_allocated_buffer_and_is_checked() -> None:
+    from trackrl.replay.buffer import ReplayBuffer
+    from trackrl.sim.observation import float_input_dim
+
+    config = config_from_dict({"nn": {"use_image": True, "image_height_px": 40, "image_width_px": 36},
+                               "memory": {"memory_size_schedule": [[0, 30_000], [100, 50_000]]}})  # fmt: skip
+    estimate = estimate_memory(config)
+    buffer = ReplayBuffer(50_000, float_input_dim(config.environment), (1, 40, 36), config.training.n_steps)
+    allocated = sum(getattr(buffer, name).nbytes for name in buffer._storage_names())
+    assert estimate.replay_bytes == allocated  # the largest scheduled size, byte for byte
+    network = Trainer_network_parameters(config)
+    assert estimate.n_parameters == network
+    with pytest.raises(ResourceError) as error:
+        check_memory(config, available_bytes=100 * 2**20)
+    message = str(error.value)
+    assert f"needs about {estimate.total_bytes / 2**20:,.0f} MiB" in message and "has 100 MiB available" in message
+    assert "50,000 transitions" in message
+    assert check_memory(config, available_bytes=estimate.total_bytes) == estimate
+
+
+def Trainer_network_parameters(config) -> int:
+    from trackrl.agent.learner import Learner
+    from trackrl.sim.observation import float_input_dim, float_inputs_mean, float_inputs_std
+
+    env = config.environment
+    learner = Learner(config, float_input_dim(env), float_inputs_mean(env), float_inputs_std(env))
+    return sum(p.numel() for p in learner.online_network.parameters())
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ({"memory": {"memory_size_schedule": [[0, 100_000_000_000]], "min_transitions_to_learn": 100}},
+         "100,000,000,000 transitions"),
+        ({"environment": {"n_zone_centers_in_inputs": 5_000_000}}, "bytes; environment.n_zone_centers_in_inputs"),
+        ({"training": {"batch_size": 2_000_000_000}}, "GiB (training.batch_size, nn.iqn_n)"),
+    ],
+)
+def test_absurd_sizes_are_refused_before_allocating(tmp_path: Path, override: dict, problem: str) -> None:
+    data = yaml.safe_load(SMOKE.read_text())
+    for section, values in override.items():
+        data.setdefault(section, {}).update(values)
+    options = TrainOptions(run_name="big", save_dir=tmp_path / "save", logdir=tmp_path / "tb", live=False)
+    with pytest.raises(ResourceError, match="GiB of memory but the machine has") as error:  # absurd: GiB, not MiB
+        Trainer(config_from_dict(data), options)
+    assert problem in str(error.value)
+    assert not (tmp_path / "save").exists()
+
+
+def test_a_map_that_does_not_exist_is_refused_before_allocating(tmp_path: Path) -> None:
+    data = yaml.safe_load(SMOKE.read_text())
+    data["map_cycle"] = {"entries": [{"map": "no_such_track"}]}
+    options = TrainOptions(run_name="m", save_dir=tmp_path / "save", logdir=tmp_path / "tb", live=False)
+    with pytest.raises(UserError, match="track 'no_such_track': not a built-in track"):
+        Trainer(config_from_dict(data), options)
+
+
+def _refuse_writes(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """A read-only folder; root ignores the mode bits, so it is also refused where the probe creates its file."""
+    folder.mkdir(parents=True)
+    folder.chmod(0o500)
+    if os.geteuid() == 0:
+        real_mkstemp = tempfile.mkstemp
+
+        def mkstemp(*args: object, dir: object = None, **kwargs: object) -> tuple[int, str]:
+            if dir is not None and Path(str(dir)) == folder:
+                raise PermissionError(13, "Permission denied")
+            return real_mkstemp(*args, dir=dir, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+@pytest.mark.parametrize("which", ["save", "tb"])
+def test_a_read_only_folder_is_named_at_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: str) -> None:
+    _refuse_writes(monkeypatch, tmp_path / which / "ro")
+    options = TrainOptions(run_name="ro", save_dir=tmp_path / "save", logdir=tmp_path / "tb", live=False)
+    try:
+        with pytest.raises(UserError, match=rf"cannot write to folder {tmp_path / which / 'ro'} \(Permission denied\)"):
+            Trainer(load_config(SMOKE), options)
+    finally:
+        (tmp_path / which / "ro").chmod(0o700)
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:  # fmt: skip
+    options = TrainOptions(run_name="full", save_dir=tmp_path / "save", logdir=tmp_path / "tb", live=False)
+    trainer = Trainer(load_config(SMOKE), options)
+    trainer.checkpoint()
+    good = digests(tmp_path / "save" / "full")
+    trainer.stats.cumul_number_frames_played = 999  # the next checkpoint differs
+    written: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync_fills_the_disk(fd: int) -> None:
+        written.append(str(fd))
+        if len(written) == 3:  # the learner state, after the snapshot and the weights were replaced
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_fills_the_disk)
+    with pytest.raises(CheckpointError) as error:
+        trainer.checkpoint()
+    assert str(error.value) == (f"{tmp_path / 'save' / 'full'}: cannot write the checkpoint (No space left on device); "
+                                "training stopped, the previous checkpoint is kept")  # fmt: skip
+    after = digests(tmp_path / "save" / "full")
+    assert after["accumulated_stats.json"] == good["accumulated_stats.json"]  # still the complete old checkpoint
+    assert after["learner_state.torch"] == good["learner_state.torch"]
+    assert not [p for p in (tmp_path / "save" / "full").iterdir() if p.name.startswith(".")]  # no temp file left
+    monkeypatch.undo()
+    trainer.checkpoint()  # space again: the next checkpoint goes through
+    assert digests(tmp_path / "save" / "full")["accumulated_stats.json"] != good["accumulated_stats.json"]
+
+
+def test_a_config_snapshot_that_is_not_utf8_is_named_on_resume(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run_dir = tmp_path / "save" / "r"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config_snapshot.yaml").write_bytes("run_name: r\n# \u00e9t\u00e9\n".encode("latin-1"))
+    assert main(["train", "--resume", "--run-name", "r", "--save-dir", str(tmp_path / "save"),
+                 "--logdir", str(tmp_path / "tb"), "--no-live"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"{run_dir / 'config_snapshot.yaml'}: not a UTF-8 text file (byte offset 14" in err

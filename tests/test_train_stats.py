@@ -109,3 +109,26 @@ def test_finished_race_time_tags_and_avg_q_of_eval_races_only() -> None:
     assert scalars[tb.avg_q_tag("trained", "a01")] == 2.5
     assert not any("race_time_finished" in tag for tag in scalars)  # a DNF has no finished time
     assert tb.race_time_finished_tag("eval", "trained", "a01") == "Race/eval_race_time_finished_trained_a01"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("cumul_number_frames_played", -5, "cumul_number_frames_played is -5; it must be a finite number >= 0"),
+        ("cumul_training_hours", float("nan"), "cumul_training_hours is nan"),
+        ("cumul_training_hours", float("-inf"), "cumul_training_hours is -inf"),
+        ("alltime_min_ms", {"a01": float("nan")}, "alltime_min_ms['a01'] is nan"),
+        ("cumul_races", {"explo_a01": -1}, "cumul_races['explo_a01'] is -1"),
+        ("map_cycle_positions", {"0": "next"}, "map_cycle_positions['0'] has type str, expected a number"),
+        ("seed", -3, "seed is -3"),
+    ],
+)
+def test_nan_or_negative_counters_are_refused_on_resume(key: str, value: object, problem: str) -> None:
+    import json
+
+    data = json.loads(json.dumps(AccumulatedStats(tensorboard_folders=["r"]).to_json_dict()))
+    data[key] = value
+    text = json.dumps(data)  # as a hand edit would leave it: Python's json writes and reads NaN / -Infinity
+    with pytest.raises(CheckpointError) as error:
+        AccumulatedStats.from_json_dict(json.loads(text), "save/r/accumulated_stats.json")
+    assert str(error.value).startswith("save/r/accumulated_stats.json: ") and problem in str(error.value)

@@ -63,7 +63,7 @@ def _add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("--logdir", default="tensorboard")
     compare.add_argument("--save-dir", default="save")
     compare.add_argument("--time-axis", choices=["auto", "wall_minutes", "cumul_training_hours"], default="auto")
-    compare.add_argument("--interval", type=float, default=None, help="checkpoint spacing (minutes or hours)")
+    compare.add_argument("--interval", default=None, help="checkpoint spacing on the time axis (minutes or hours)")
     compare.add_argument("--steps", default=None, help="step checkpoints, e.g. 500k,2.5M,10M")
     compare.add_argument("--step-interval", default=None, help="step checkpoints every N frames, e.g. 1M")
     compare.add_argument("--map", default=None, help="only this map's race tags")

@@ -183,15 +183,67 @@ class Learner:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Load a saved state, refusing one that would crash or silently corrupt training later (hand edits:
+        wrong types, optimiser moments of the wrong shape, NaN weights); the error names the entry."""
         missing = {"online", "target", "optimizer", "batches_done"} - set(state)
         if missing:
             raise LearnerStateError(f"learner state is missing {sorted(missing)}")
+        batches_done = state["batches_done"]
+        if isinstance(batches_done, bool) or not isinstance(batches_done, int) or batches_done < 0:
+            raise LearnerStateError(f"entry 'batches_done' must be a whole number >= 0, got {batches_done!r}")
+        for key in ("online", "target"):
+            _check_tensors(state[key], key)
+        optimizer_state = state["optimizer"]
+        if not isinstance(optimizer_state, dict) or not {"state", "param_groups"} <= set(optimizer_state):
+            raise LearnerStateError("entry 'optimizer' must be an optimiser state dict (state, param_groups)")
         try:
             self.online_network.load_state_dict(state["online"])
             self.target_network.load_state_dict(state["target"])
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as error:
+            self.optimizer.load_state_dict(optimizer_state)
+        except (RuntimeError, ValueError, KeyError, TypeError) as error:
             raise LearnerStateError(
                 f"saved learner weights do not match this config's network (nn/btr switches changed?): {error}"
             ) from error
-        self.batches_done = int(state["batches_done"])
+        self._check_optimizer()
+        self.batches_done = batches_done
+
+    def _check_optimizer(self) -> None:
+        """AdamW's moments must match their parameter's shape; hyper-parameters must be numbers (torch checks
+        neither at load, and fails on the first step or, worse, broadcasts)."""
+        names = {id(p): name for name, p in self.online_network.named_parameters()}
+        for g, group in enumerate(self.optimizer.param_groups):
+            for key in ("lr", "eps", "weight_decay"):
+                if not _is_finite_number(group.get(key)):
+                    raise LearnerStateError(f"entry 'optimizer.param_groups[{g}].{key}' is {group.get(key)!r}")
+            betas = group.get("betas")
+            if not (isinstance(betas, list | tuple) and len(betas) == 2 and all(_is_finite_number(b) for b in betas)):
+                raise LearnerStateError(f"entry 'optimizer.param_groups[{g}].betas' is {betas!r}, not two numbers")
+            for parameter in group["params"]:
+                moments = self.optimizer.state.get(parameter, {})
+                where = f"optimizer.state of parameter '{names.get(id(parameter), '?')}'"
+                for key, value in moments.items():
+                    if key == "step":
+                        step = value.item() if isinstance(value, Tensor) and value.numel() == 1 else value
+                        if not _is_finite_number(step) or step < 0:
+                            raise LearnerStateError(f"entry '{where}.step' is {value!r}, not a count >= 0")
+                    elif not isinstance(value, Tensor) or value.shape != parameter.shape:
+                        shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+                        raise LearnerStateError(
+                            f"entry '{where}.{key}' has shape {shape}, the parameter has {tuple(parameter.shape)}"
+                        )
+                    elif not bool(torch.isfinite(value).all()):
+                        raise LearnerStateError(f"entry '{where}.{key}' has NaN/inf values")
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _check_tensors(weights: Any, key: str) -> None:
+    if not isinstance(weights, dict):
+        raise LearnerStateError(f"entry '{key}' must be a state dict of tensors, got {type(weights).__name__}")
+    for name, value in weights.items():
+        if not isinstance(value, Tensor):
+            raise LearnerStateError(f"entry '{key}.{name}' must be a tensor, got {type(value).__name__}")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise LearnerStateError(f"entry '{key}.{name}' has NaN/inf values")

@@ -11,12 +11,18 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 
+from trackrl.analysis.options import (
+    MAX_CHECKPOINT_ROWS,
+    check_row_count,
+    parse_frame_list,
+    parse_frames,
+    parse_interval,
+)
 from trackrl.analysis.runs import RunData
 from trackrl.errors import UserError
 from trackrl.train import tb
@@ -107,13 +113,14 @@ def nice_interval(window: float, target_count: int = 6) -> float:
     return next(m * power for m in (1.0, 2.0, 5.0, 10.0) if m * power >= raw)
 
 
-def checkpoints(window: float, interval: float | None) -> list[float]:
+def checkpoints(window: float, interval: float | None, option: str = "--interval", whole: bool = False) -> list[float]:
     """Every ``interval`` inside [0, window], plus the end of the window itself (which replaces a point < 1% of an
-    interval before it)."""
-    if interval is not None and interval <= 0:
-        raise UserError(f"--interval must be positive, got {interval}")
+    interval before it). At most MAX_CHECKPOINT_ROWS points (``whole``: the smallest spacing suggested is an int)."""
+    interval = parse_interval(interval, option)
     spacing = interval if interval is not None else nice_interval(window)
     count = math.floor(window / spacing + 1e-9)
+    smallest = window / MAX_CHECKPOINT_ROWS
+    check_row_count(count, option, f"{spacing:g}", f"{math.ceil(smallest):,}" if whole else f"{smallest:.3g}")
     points = [round(spacing * k, 12) for k in range(1, count + 1)]
     # A run stopped at "60 minutes" ends a hair past 1 h: a last interval point that close to the end would print as
     # a second "1 h" row, so the end takes its place.
@@ -124,24 +131,9 @@ def checkpoints(window: float, interval: float | None) -> list[float]:
     return points
 
 
-_STEP_PATTERN = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?(?:e\d+)?)\s*(?P<unit>[kKmMgGbB]?)\s*$")
-_UNIT = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000, "b": 1_000_000_000}
-
-
-def parse_frames(text: str, option: str = "--steps") -> int:
-    """'500k' -> 500000, '2.5M' -> 2500000, '1e6' -> 1000000."""
-    match = _STEP_PATTERN.match(text)
-    if not match:
-        raise UserError(f"{option}: '{text}' is not a frame count (e.g. 500k, 2.5M, 10M, 1000000)")
-    frames = float(match["number"]) * _UNIT[match["unit"].lower()]
-    if frames <= 0:
-        raise UserError(f"{option}: '{text}' must be positive")
-    return round(frames)
-
-
 def step_checkpoints(steps: str | None, step_interval: str | None, frames_window: int) -> list[int]:
     """Explicit ``--steps``, or every ``--step-interval`` (default: a nice spacing) up to the common frames."""
-    if steps:
-        return sorted({parse_frames(part) for part in steps.split(",") if part.strip()})
-    spacing = parse_frames(step_interval, "--step-interval") if step_interval else None
-    return [round(x) for x in checkpoints(float(frames_window), spacing)]
+    if steps is not None:
+        return parse_frame_list(steps, "--steps")
+    spacing = parse_frames(step_interval, "--step-interval") if step_interval is not None else None
+    return [round(x) for x in checkpoints(float(frames_window), spacing, "--step-interval", whole=True)]

@@ -21,6 +21,7 @@ from trackrl.analysis.comparison import (
     summarize_run,
 )
 from trackrl.analysis.events import EventFileWarning
+from trackrl.analysis.options import parse_frame_list, parse_frames, parse_interval
 from trackrl.analysis.report import (
     FAMILY_COLUMNS,
     format_hours,
@@ -29,7 +30,7 @@ from trackrl.analysis.report import (
     write_json,
 )
 from trackrl.analysis.runs import discover_runs, load_run
-from trackrl.atomic import atomic_write_text
+from trackrl.atomic import atomic_write_text, check_writable
 from trackrl.errors import UserError
 
 T = TypeVar("T")
@@ -42,16 +43,21 @@ def _console() -> Console:
 
 
 def _with_file_warnings(console: Console, work: Callable[[], T]) -> T:
-    """Run ``work``; print each corrupt/truncated event-file warning as one yellow line."""
+    """Run ``work``; print each corrupt/truncated file warning once as one yellow line, also when ``work`` then
+    fails (the warning is often the cause of the error)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EventFileWarning)
-        result = work()
-    for warning in caught:
-        if issubclass(warning.category, EventFileWarning):
-            console.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
-        else:
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return result
+        try:
+            return work()
+        finally:
+            printed: set[str] = set()
+            for warning in caught:
+                text = str(warning.message)
+                if not issubclass(warning.category, EventFileWarning):
+                    warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+                elif text not in printed:
+                    printed.add(text)
+                    console.print(f"[yellow]warning:[/] {text}", highlight=False)
 
 
 def _print_metric_tables(console: Console, comparison: Comparison) -> None:
@@ -82,9 +88,34 @@ def _print_overview(console: Console, comparison: Comparison) -> None:
                       f"in {run.n_event_files} file(s)", highlight=False)  # fmt: skip
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse bad checkpoint options and unusable --report / --json / --plots paths before minutes of reading and
+    computing (compare_runs checks the options again: the Python API goes through it alone)."""
+    parse_interval(args.interval, "--interval")
+    if args.steps is not None:
+        parse_frame_list(args.steps, "--steps")
+    if args.step_interval is not None:
+        parse_frames(args.step_interval, "--step-interval")
+    for option, path in (("--report", args.report), ("--json", args.json)):
+        if path is not None:
+            try:
+                check_writable(path)
+            except UserError as error:
+                raise UserError(f"{option} {error}") from None
+    if args.plots is not None:
+        folder = Path(args.plots)
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"--plots {folder}: exists and is not a folder (give a folder for the PNG files)")
+        try:
+            check_writable(folder / "plot.png")
+        except UserError as error:
+            raise UserError(f"--plots {error}") from None
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     console = _console()
     logdir, save_dir = Path(args.logdir), Path(args.save_dir)
+    check_options(args)
     runs = _with_file_warnings(console, lambda: load_runs(args.runs, logdir, save_dir))
     comparison = compare_runs(runs, time_axis=args.time_axis, interval=args.interval, steps=args.steps,
                               step_interval=args.step_interval, map_name=args.map)  # fmt: skip

@@ -7,7 +7,6 @@ for drawing, series longer than 4,000 points are reduced to per-bin means (the t
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 from trackrl.analysis.axes import AXIS_LABELS, TimeAxis, time_axis_values
 from trackrl.analysis.runs import RunData
 from trackrl.analysis.tables import Metric, race_finished
+from trackrl.atomic import atomic_write
 
 MAX_POINTS_DRAWN = 4000
 
@@ -76,10 +76,10 @@ def plot_metric(runs: Sequence[RunData], metric: Metric, axis: TimeAxis, window:
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = out_dir / plot_file_name(metric.tag)
-    tmp = path.with_name(f".tmp_{path.name}")
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)  # atomic: a reader never sees half a PNG
+    try:
+        atomic_write(path, lambda handle: fig.savefig(handle, format="png"))  # a reader never sees half a PNG
+    finally:
+        plt.close(fig)
     return path
 
 

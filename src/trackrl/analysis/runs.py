@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from trackrl.analysis.events import ScalarSeries, event_files_in, merge_series, read_event_file
+from trackrl.analysis.events import (
+    EventFileScalars,
+    EventFileWarning,
+    ScalarSeries,
+    event_files_in,
+    merge_series,
+    read_event_file,
+)
 from trackrl.errors import UserError
 from trackrl.train import tb
 
@@ -68,16 +76,36 @@ class RunData:
         return int(max(int(s.step.max()) for s in self.series.values()))
 
 
+def _is_plain_name(folder: str) -> bool:
+    """A folder directly under the log dir (a hand-edited '../x' must not send the reader elsewhere)."""
+    return bool(folder) and "/" not in folder and "\\" not in folder and not folder.startswith(".")
+
+
+class SaveStateWarning(EventFileWarning):
+    """A run's accumulated_stats.json is unreadable: the run is treated as having no save-state."""
+
+
 def read_accumulated_stats(save_dir: Path, run: str) -> dict | None:
+    """A run's save-state, or None when it has none or it is unreadable (warned: one corrupt file of another run
+    must not stop every comparison in the folder)."""
     path = save_dir / run / ACCUMULATED_STATS_FILE
     if not path.is_file():
         return None
+    problem = None
     try:
-        stats = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise UserError(f"{path}: not readable as JSON ({error})") from error
-    if not isinstance(stats, dict):
-        raise UserError(f"{path}: expected a JSON object, got {type(stats).__name__}")
+        stats = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = f"not readable as JSON ({error})"
+    else:
+        folders = stats.get("tensorboard_folders", []) if isinstance(stats, dict) else None
+        if not isinstance(stats, dict):
+            problem = f"expected a JSON object, got {type(stats).__name__}"
+        elif not isinstance(folders, list) or not all(isinstance(f, str) and _is_plain_name(f) for f in folders):
+            problem = "'tensorboard_folders' is not a list of folder names"
+    if problem is not None:
+        warnings.warn(f"{path}: {problem}; run '{run}' is read as having no save-state", SaveStateWarning,
+                      stacklevel=2)  # fmt: skip
+        return None
     return stats
 
 
@@ -187,6 +215,31 @@ def _without_steps_from(series: ScalarSeries, restart_step: int) -> ScalarSeries
     return ScalarSeries(series.wall_time[keep], series.step[keep], series.value[keep])
 
 
+def _finite_mask(series: ScalarSeries, tag: str) -> np.ndarray:
+    keep = np.isfinite(series.wall_time)
+    if tag == tb.CUMUL_TRAINING_HOURS:  # an axis: NaN, inf or negative hours would poison every interpolation
+        keep &= np.isfinite(series.value) & (series.value >= 0)
+    return keep
+
+
+def without_unusable_axes(scalars: EventFileScalars) -> tuple[EventFileScalars, list[str]]:
+    """Drop events whose wall time is NaN/inf, and NaN/inf/negative ``cumul_training_hours`` values: they cannot be
+    placed on a time axis. Each file with such events gets one warning naming it and the count."""
+    masks = {tag: _finite_mask(series, tag) for tag, series in scalars.series.items()}
+    n_bad = sum(int((~mask).sum()) for mask in masks.values())
+    if n_bad == 0:
+        return scalars, []
+    series = {
+        tag: ScalarSeries(s.wall_time[masks[tag]], s.step[masks[tag]], s.value[masks[tag]])
+        for tag, s in scalars.series.items()
+    }
+    problem = f"{scalars.path}: skipped {n_bad} event(s) with a NaN/inf wall time or NaN/inf/negative training hours"
+    warnings.warn(problem, EventFileWarning, stacklevel=2)
+    cleaned = EventFileScalars(scalars.path, {t: s for t, s in series.items() if len(s)}, scalars.problems,
+                               scalars.n_records, scalars.restart_steps, scalars.n_purged)  # fmt: skip
+    return cleaned, [problem]
+
+
 @dataclass
 class FolderScalars:
     """The event files of one folder, oldest first, after the folder's own restart purge."""
@@ -210,6 +263,8 @@ def read_folder(folder_path: Path) -> FolderScalars:
     for path in event_files_in(folder_path):
         scalars = read_event_file(path)  # problems are also warned (EventFileWarning)
         folder.problems.extend(scalars.problems)
+        scalars, skipped = without_unusable_axes(scalars)
+        folder.problems.extend(skipped)
         folder.n_purged += scalars.n_purged
         folder.n_values_read += scalars.n_purged + sum(len(s) for s in scalars.series.values())
         second = tb.event_file_second(path)
@@ -296,8 +351,9 @@ def race_cutoff_s(save_dir: Path, run: str) -> float:
     if not path.is_file():
         return DEFAULT_RACE_CUTOFF_S
     try:
-        config = yaml.safe_load(path.read_text())
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
         cutoff_ms = config["environment"]["cutoff_rollout_if_race_not_finished_within_duration_ms"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
         return DEFAULT_RACE_CUTOFF_S
-    return float(cutoff_ms) / 1000.0 if isinstance(cutoff_ms, int | float) and cutoff_ms > 0 else DEFAULT_RACE_CUTOFF_S
+    usable = isinstance(cutoff_ms, int | float) and not isinstance(cutoff_ms, bool) and 0 < cutoff_ms < float("inf")
+    return float(cutoff_ms) / 1000.0 if usable else DEFAULT_RACE_CUTOFF_S

@@ -1,15 +1,20 @@
 """The configuration schema: one pydantic model per section, sections as in Linesight/rulka.
 
-Every model forbids unknown keys so that a typo fails loudly instead of silently using a default.
+Every model forbids unknown keys so that a typo fails loudly instead of silently using a default, refuses NaN/inf
+in every float (schedules included) and refuses a boolean where a number is expected (``batch_size: true`` would
+otherwise be read as 1).
 Frames = environment steps (actions), the global step of every schedule and TensorBoard tag.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from trackrl.errors import UserError
 
 
 def _check_schedule_x(points: list) -> list:
@@ -23,14 +28,75 @@ def _check_schedule_x(points: list) -> list:
     return points
 
 
+def _check_values(points: list, ok: Any, requirement: str) -> list:
+    for x, value in points:
+        if not ok(value):
+            raise ValueError(f"value {value} at frame {x:g} {requirement}")
+    return points
+
+
 # [[frames, value], ...]; see trackrl.config.schedules for the interpolation kinds.
 FloatSchedule = Annotated[list[tuple[float, float]], AfterValidator(_check_schedule_x)]
 IntSchedule = Annotated[list[tuple[float, int]], AfterValidator(_check_schedule_x)]
 StrSchedule = Annotated[list[tuple[float, str]], AfterValidator(_check_schedule_x)]
 
 
+class RunNameError(UserError, ValueError):
+    """A run name that is not one plain folder name."""
+
+
+def _check_plain_name(name: str) -> str:
+    """A run name becomes a folder under save/ and tensorboard/: one plain path component, nothing else."""
+    if name == "":
+        raise ValueError("must not be empty (it names the run's folders under save/ and tensorboard/)")
+    if "/" in name or "\\" in name or "\0" in name:
+        raise ValueError("must be a plain name, without path separators")
+    if name.startswith("."):
+        raise ValueError("must not start with '.' (no '..', no hidden folders)")
+    if name != name.strip():
+        raise ValueError("must not start or end with whitespace")
+    return name
+
+
+def _check_suffix(suffix: str) -> str:
+    """A TensorBoard suffix is appended to the run name: "" or a plain name fragment (e.g. "_2")."""
+    if "/" in suffix or "\\" in suffix or "\0" in suffix or ".." in suffix:
+        raise ValueError(f"tensorboard suffix {suffix!r} must be a plain name fragment (no separators, no '..')")
+    return suffix
+
+
+RunName = Annotated[str, AfterValidator(_check_plain_name)]
+
+
+def check_run_name(name: str, option: str = "run_name") -> str:
+    """The schema's run-name rule for names given elsewhere (``--run-name``); raises ValueError naming ``option``."""
+    try:
+        return _check_plain_name(name)
+    except ValueError as error:
+        raise RunNameError(f"{option} {name!r}: {error}") from None
+
+
+def _contains_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return True
+    return isinstance(value, list | tuple) and any(_contains_bool(v) for v in value)
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        """pydantic reads true as 1 for an int field and 1 as true for a bool one: in a YAML file either is a slip."""
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None:
+            return value
+        if field.annotation is bool and not isinstance(value, bool):
+            raise ValueError("expected true or false")
+        if field.annotation is not bool and _contains_bool(value):
+            raise ValueError("expected a number or text, got a boolean (true/false)")
+        return value
 
 
 class EnvironmentConfig(Section):
@@ -103,12 +169,22 @@ class TrainingConfig(Section):
     checkpoint_every_minutes: float = Field(5.0, gt=0)
     tensorboard_suffix_schedule: StrSchedule = [(0, "")]
 
-    @model_validator(mode="after")
-    def _check_gamma(self) -> TrainingConfig:
-        for x, gamma in self.gamma_schedule:
-            if not 0.0 <= gamma <= 1.0:
-                raise ValueError(f"gamma_schedule value {gamma} at frame {x} is outside [0, 1]")
-        return self
+    @field_validator("lr_schedule")
+    @classmethod
+    def _check_lr(cls, points: list) -> list:
+        return _check_values(points, lambda lr: lr > 0, "must be > 0 (a learning rate)")
+
+    @field_validator("gamma_schedule")
+    @classmethod
+    def _check_gamma(cls, points: list) -> list:
+        return _check_values(points, lambda gamma: 0.0 <= gamma <= 1.0, "is outside [0, 1]")
+
+    @field_validator("tensorboard_suffix_schedule")
+    @classmethod
+    def _check_suffixes(cls, points: list) -> list:
+        for _, suffix in points:
+            _check_suffix(suffix)
+        return points
 
 
 class MemoryConfig(Section):
@@ -119,11 +195,32 @@ class MemoryConfig(Section):
     prio_beta: float = Field(0.4, ge=0, le=1, description="importance-sampling exponent (annealing: none)")
     prio_epsilon: float = Field(1e-3, gt=0)
 
+    @field_validator("memory_size_schedule")
+    @classmethod
+    def _check_sizes(cls, points: list) -> list:
+        return _check_values(points, lambda size: size >= 1, "must be >= 1 (transitions the buffer holds)")
+
+    @model_validator(mode="after")
+    def _can_learn(self) -> MemoryConfig:
+        # Learning waits for min_transitions_to_learn stored transitions: a smaller buffer never gets there.
+        for x, size in self.memory_size_schedule:
+            if size < self.min_transitions_to_learn:
+                raise ValueError(
+                    f"memory_size_schedule value {size} at frame {x:g} is below min_transitions_to_learn "
+                    f"({self.min_transitions_to_learn}): a buffer that small never holds enough to learn"
+                )
+        return self
+
 
 class ExplorationConfig(Section):
     epsilon_schedule: FloatSchedule = [(0, 1.0), (50_000, 1.0), (300_000, 0.1), (3_000_000, 0.03)]
     epsilon_boltzmann_schedule: FloatSchedule = [(0, 0.15), (3_000_000, 0.03)]
     tau_epsilon_boltzmann: float = Field(0.01, ge=0, description="std of the Gaussian noise added to Q")
+
+    @field_validator("epsilon_schedule", "epsilon_boltzmann_schedule")
+    @classmethod
+    def _check_probability(cls, points: list) -> list:
+        return _check_values(points, lambda p: 0.0 <= p <= 1.0, "is outside [0, 1] (a probability)")
 
 
 class RewardsConfig(Section):
@@ -141,6 +238,17 @@ class MapCycleEntry(Section):
     is_exploration: bool = True
     fill_buffer: bool = True
     repeat: int = Field(1, ge=1)
+
+    @field_validator("map")
+    @classmethod
+    def _check_track_file(cls, map_name: str) -> str:
+        # Built-in names are checked by the simulator (trackrl.sim.track), which this package must not import.
+        if map_name.endswith(".npy") or "/" in map_name:
+            if not Path(map_name).is_file():
+                raise ValueError(f"track file {map_name} does not exist")
+        elif map_name == "":
+            raise ValueError("must name a built-in track or a .npy centre line")
+        return map_name
 
 
 class MapCycleConfig(Section):
@@ -170,8 +278,8 @@ class PerformanceConfig(Section):
 
 
 class TrackRLConfig(Section):
-    seed: int = 0
-    run_name: str = "run"
+    seed: int = Field(0, ge=0, lt=2**63)
+    run_name: RunName = "run"
     global_schedule_speed: float = Field(1.0, gt=0)
     environment: EnvironmentConfig = EnvironmentConfig()
     nn: NnConfig = NnConfig()

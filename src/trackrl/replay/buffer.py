@@ -29,6 +29,16 @@ class NonFinitePriorityError(ValueError):
     """A priority update got NaN/inf (the TD errors of a diverged step); the sum tree is left unchanged."""
 
 
+def bytes_per_transition(float_input_dim: int, image_shape: tuple[int, ...] | None, n_steps: int,
+                         prioritized: bool = False) -> int:  # fmt: skip
+    """Memory one slot of the buffer takes (the arrays of ``ReplayBuffer._allocate``), to check a capacity fits."""
+    image_bytes = 2 * int(np.prod(image_shape)) if image_shape is not None else 0  # s_t and s_{t+n}, uint8
+    float_bytes = 2 * 4 * float_input_dim  # s_t and s_{t+n}, float32
+    scalar_bytes = 8 + 4 * n_steps + 8 + 1  # action int64, raw rewards float32, n_available int64, episode_end bool
+    tree_bytes = 2 * 2 * 8 if prioritized else 0  # sum tree: up to 2 x (power of two >= capacity) float64 nodes
+    return image_bytes + float_bytes + scalar_bytes + tree_bytes
+
+
 class ReplayBuffer:
     def __init__(
         self,

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from trackrl.atomic import atomic_write_bytes, atomic_write_json
 from trackrl.config.schema import EnvironmentConfig, RewardsConfig
 from trackrl.errors import UserError
+from trackrl.sim.actions import N_ACTIONS
 from trackrl.train.checkpoint import BEST_RUNS_DIR, load_json
 
 ORPHANED_BEST_RUNS_DIR = "best_runs_orphaned"  # beside best_runs/: races the resumed save-state never saw
@@ -64,11 +66,8 @@ def save_best_run(
     frames: int,
 ) -> Path:
     folder = Path(run_dir) / BEST_RUNS_DIR / f"{_safe_name(map_key)}_{int(race_time_ms)}"
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / ACTIONS_FILE, [int(a) for a in np.asarray(actions).tolist()])
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(positions_m, dtype=np.float32), allow_pickle=False)
-    atomic_write_bytes(folder / TRAJECTORY_FILE, buffer.getvalue())
     meta = {
         "race_time_ms": int(race_time_ms),
         "track": map_name,
@@ -78,7 +77,13 @@ def save_best_run(
         "environment": environment.model_dump(mode="json"),
         "rewards": rewards.model_dump(mode="json"),
     }
-    atomic_write_json(folder / META_FILE, meta)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(folder / ACTIONS_FILE, [int(a) for a in np.asarray(actions).tolist()])
+        atomic_write_bytes(folder / TRAJECTORY_FILE, buffer.getvalue())
+        atomic_write_json(folder / META_FILE, meta)
+    except OSError as error:
+        raise BestRunError(f"{folder}: cannot write the best run ({error.strerror or error})") from None
     return folder
 
 
@@ -114,24 +119,68 @@ def set_aside_best_runs_after(run_dir: Path, checkpoint_frames: int) -> list[Pat
     return moved
 
 
+def _check_actions(actions: Any, path: Path, environment: EnvironmentConfig) -> list[int]:
+    if not isinstance(actions, list) or not all(isinstance(a, int) and not isinstance(a, bool) for a in actions):
+        raise BestRunError(f"{path}: expected a JSON list of action indices")
+    if not actions:
+        raise BestRunError(f"{path}: empty run (no actions); nothing to re-simulate")
+    bad = next((i for i, a in enumerate(actions) if not 0 <= a < N_ACTIONS), None)
+    if bad is not None:
+        raise BestRunError(f"{path}: action {bad} is {actions[bad]}, outside 0..{N_ACTIONS - 1}")
+    # A saved race ended at the cutoff at the latest: more actions than that cannot come from a run.
+    action_ms = 10 * environment.tm_engine_step_per_action
+    most = -(-environment.cutoff_rollout_if_race_not_finished_within_duration_ms // action_ms)
+    if len(actions) > most:
+        raise BestRunError(f"{path}: {len(actions):,} actions, more than a race cut off after {most:,} can have")
+    return actions
+
+
+def _check_trajectory(path: Path, n_actions: int) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    try:
+        trajectory = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise BestRunError(f"{path}: not a readable .npy array ({error})") from None
+    if trajectory.dtype.kind not in "fiu" or trajectory.shape != (n_actions + 1, 3):
+        raise BestRunError(
+            f"{path}: expected ({n_actions + 1}, 3) car positions (one per action, plus the start), "
+            f"got shape {trajectory.shape} of {trajectory.dtype}"
+        )
+    if not np.isfinite(trajectory).all():
+        raise BestRunError(f"{path}: holds NaN/inf positions")
+    return trajectory
+
+
+def _meta_fields(meta: Any, path: Path) -> tuple[int, str, float | None, EnvironmentConfig, RewardsConfig]:
+    if not isinstance(meta, dict):
+        raise BestRunError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    try:
+        environment = EnvironmentConfig.model_validate(meta.get("environment", {}))
+        rewards = RewardsConfig.model_validate(meta.get("rewards", {}))
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BestRunError(f"{path}: invalid environment/rewards config ({where}: {first['msg']})") from None
+    race_time_ms, map_name, width = meta.get("race_time_ms"), meta.get("track"), meta.get("road_width_m")
+    if isinstance(race_time_ms, bool) or not isinstance(race_time_ms, int) or race_time_ms <= 0:
+        raise BestRunError(f"{path}: race_time_ms must be a positive whole number of ms, got {race_time_ms!r}")
+    if not isinstance(map_name, str) or not map_name:
+        raise BestRunError(f"{path}: track must be a track name or .npy path, got {map_name!r}")
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int | float) or not 0 < width < 1e4):
+        raise BestRunError(f"{path}: road_width_m must be null or a positive number of metres, got {width!r}")
+    return race_time_ms, map_name, width, environment, rewards
+
+
 def load_best_run(folder: Path) -> BestRun:
     folder = Path(folder)
     if not folder.is_dir():
         raise BestRunError(f"{folder}: not a best-run folder (expected {META_FILE}, {ACTIONS_FILE} inside)")
-    meta = load_json(folder / META_FILE)
-    actions = load_json(folder / ACTIONS_FILE)
-    if not isinstance(actions, list) or not all(isinstance(a, int) for a in actions):
-        raise BestRunError(f"{folder / ACTIONS_FILE}: expected a JSON list of action indices")
-    try:
-        environment = EnvironmentConfig.model_validate(meta.get("environment", {}))
-        rewards = RewardsConfig.model_validate(meta.get("rewards", {}))
-        race_time_ms = int(meta["race_time_ms"])
-        map_name = str(meta["track"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise BestRunError(f"{folder / META_FILE}: invalid meta data ({error})") from None
-    trajectory_path = folder / TRAJECTORY_FILE
-    trajectory = np.load(trajectory_path, allow_pickle=False) if trajectory_path.is_file() else None
-    return BestRun(race_time_ms, map_name, meta.get("road_width_m"), actions, trajectory, environment, rewards)
+    meta_path = folder / META_FILE
+    race_time_ms, map_name, width, environment, rewards = _meta_fields(load_json(meta_path), meta_path)
+    actions = _check_actions(load_json(folder / ACTIONS_FILE), folder / ACTIONS_FILE, environment)
+    trajectory = _check_trajectory(folder / TRAJECTORY_FILE, len(actions))
+    return BestRun(race_time_ms, map_name, width, actions, trajectory, environment, rewards)
 
 
 def first_divergence(saved_m: np.ndarray | None, simulated_m: np.ndarray, tolerance_m: float = 1e-3) -> int | None:

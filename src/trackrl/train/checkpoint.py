@@ -15,6 +15,7 @@ learner state and the stats (new learner state, old stats) resumes from the prev
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 
 import torch
 
-from trackrl.atomic import atomic_write, atomic_write_json, atomic_write_text
+from trackrl.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from trackrl.errors import UserError
 
 WEIGHTS_FILE = "weights.torch"
@@ -39,7 +40,11 @@ class CheckpointError(UserError):
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda handle: torch.save(obj, handle))
+    # Serialise in memory first: a full disk then fails in a plain write (an OSError naming the cause), not inside
+    # torch's zip writer (a RuntimeError from inline_container.cc).
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_json(path: Path) -> Any:
@@ -76,15 +81,23 @@ def save_checkpoint(
 ) -> None:
     """Write every file of the save-state atomically; accumulated_stats.json last (it marks a complete checkpoint).
 
-    ``accumulated_stats[GENERATION_KEY]`` (the caller counts it up) is stored in the learner state too."""
+    ``accumulated_stats[GENERATION_KEY]`` (the caller counts it up) is stored in the learner state too.
+    A write that fails (full disk, read-only folder) leaves the previous files in place and raises a CheckpointError
+    naming the folder and the cause."""
     run_dir = Path(run_dir)
     generation = int(accumulated_stats.get(GENERATION_KEY, 0))
-    atomic_write_text(run_dir / CONFIG_SNAPSHOT_FILE, config_yaml)
-    if (run_dir / LEARNER_STATE_FILE).is_file():
-        os.replace(run_dir / LEARNER_STATE_FILE, run_dir / PREVIOUS_LEARNER_STATE_FILE)
-    atomic_torch_save({**learner_state, GENERATION_KEY: generation}, run_dir / LEARNER_STATE_FILE)
-    atomic_torch_save(inference_state, run_dir / WEIGHTS_FILE)
-    atomic_write_json(run_dir / ACCUMULATED_STATS_FILE, accumulated_stats)
+    try:
+        atomic_write_text(run_dir / CONFIG_SNAPSHOT_FILE, config_yaml)
+        atomic_torch_save(inference_state, run_dir / WEIGHTS_FILE)
+        if (run_dir / LEARNER_STATE_FILE).is_file():
+            os.replace(run_dir / LEARNER_STATE_FILE, run_dir / PREVIOUS_LEARNER_STATE_FILE)
+        atomic_torch_save({**learner_state, GENERATION_KEY: generation}, run_dir / LEARNER_STATE_FILE)
+        atomic_write_json(run_dir / ACCUMULATED_STATS_FILE, accumulated_stats)
+    except OSError as error:
+        kept = "the previous checkpoint is kept" if checkpoint_exists(run_dir) else "no checkpoint of this run exists"
+        raise CheckpointError(
+            f"{run_dir}: cannot write the checkpoint ({error.strerror or error}); training stopped, {kept}"
+        ) from None
 
 
 def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:

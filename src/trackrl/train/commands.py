@@ -40,9 +40,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_name_hint = load_config(args.config or DEFAULT_CONFIG).run_name if not args.resume or args.config else None
     if run_name_hint is None:
         raise CheckpointError("--resume needs --run-name (or --config naming the run) to find save/<run>")
-    run_dir = Path(args.save_dir) / run_name_hint
-    config = resolve_config(args.config, run_dir, args.resume)
-    options = TrainOptions(
+    options = TrainOptions(  # checks the name and the limits before any file is read or written
         run_name=run_name_hint,
         save_dir=Path(args.save_dir),
         logdir=Path(args.logdir),
@@ -51,6 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         live=not args.no_live,
     )
+    config = resolve_config(args.config, Path(args.save_dir) / run_name_hint, args.resume)
     summary = train(config, options)
     print(
         f"stopped ({summary.stop_reason}) at {summary.frames:,} frames, {summary.batches_done:,} batches, "

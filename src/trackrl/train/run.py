@@ -15,6 +15,7 @@ per frame does not depend on the machine's speed.
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ import torch
 from trackrl.atomic import remove_stale_temp_files
 from trackrl.config.loader import config_to_dict, config_to_yaml
 from trackrl.config.schedules import current_schedule_values
-from trackrl.config.schema import TrackRLConfig
+from trackrl.config.schema import TrackRLConfig, check_run_name
 from trackrl.errors import UserError
 from trackrl.train import tb
 from trackrl.train.best_runs import save_best_run, set_aside_best_runs_after
@@ -37,6 +38,7 @@ from trackrl.train.console import ConsoleView, ProgressSnapshot
 from trackrl.train.learner_loop import LearnerLoop, TrainingDivergedError, first_non_finite_weight
 from trackrl.train.map_cycle import MapCycle
 from trackrl.train.processes import CollectorPool, SharedWeights
+from trackrl.train.resources import check_folders_writable, check_memory
 from trackrl.train.run_lock import LOCK_FILE, RunLock
 from trackrl.train.stats import AccumulatedStats, RaceOutcome, record_race
 
@@ -60,6 +62,12 @@ class TrainOptions:
     live: bool = True
     collector_fn: Callable[..., None] = run_collector
     log_every_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        check_run_name(self.run_name, "--run-name")
+        for option, value in (("--max-minutes", self.max_minutes), ("--max-frames", self.max_frames)):
+            if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise UserError(f"{option} must be a positive finite number, got {value!r}")
 
 
 @dataclass
@@ -106,6 +114,11 @@ def check_run_folders(run_dir: Path, tensorboard_dir: Path, resume: bool) -> Non
             )
         return
     existing = [p for p in (run_dir, tensorboard_dir) if p.exists() and any(f.name != LOCK_FILE for f in p.iterdir())]
+    if existing and not checkpoint_exists(run_dir):
+        raise RunExistsError(
+            f"run {run_dir.name!r} has files but no checkpoint to resume ({', '.join(str(p) for p in existing)}; "
+            "an earlier start failed before its first checkpoint?): delete them or choose another --run-name"
+        )
     if existing:
         raise RunExistsError(
             f"run {run_dir.name!r} already exists ({', '.join(str(p) for p in existing)}); "
@@ -164,6 +177,7 @@ class Trainer:
         self.options = options
         self.run_dir = Path(options.save_dir) / options.run_name
         check_run_folders(self.run_dir, Path(options.logdir) / options.run_name, options.resume)
+        self._check_inputs()
         self.lock = RunLock(self.run_dir)
         self.lock.acquire()  # a second trainer of this run refuses here, before it reads or writes anything
         try:
@@ -172,12 +186,24 @@ class Trainer:
             self.lock.release()
             raise
 
+    def _check_inputs(self) -> None:
+        """Everything that can be refused before the run folder is touched: every map must load (a built-in name or a
+        readable .npy), the buffer and networks must fit the machine's memory, the folders must be writable."""
+        from trackrl.sim.reference import reference_lap
+        from trackrl.sim.track import load_track
+
+        cycle = MapCycle(self.config.map_cycle)
+        self.cycle_length = len(cycle.slots)
+        self.reference_ms: dict[str, int] = {}
+        for map_key, (map_name, road_width_m) in cycle.map_key_tracks().items():
+            self.reference_ms[map_key] = int(reference_lap(load_track(map_name, road_width_m)).race_time_ms)
+        check_memory(self.config)
+        check_folders_writable(self.run_dir, Path(self.options.logdir) / self.options.run_name)
+
     def _build(self) -> None:
         from trackrl.agent.learner import Learner
         from trackrl.replay.buffer import ReplayBuffer
         from trackrl.sim.observation import float_input_dim, float_inputs_mean, float_inputs_std
-        from trackrl.sim.reference import reference_lap
-        from trackrl.sim.track import load_track
 
         config, options = self.config, self.options
         self.start_messages: list[str] = []
@@ -223,11 +249,6 @@ class Trainer:
         if options.resume:
             suffixes = [str(suffix) for _, suffix in config.training.tensorboard_suffix_schedule]
             self.writer.purge_existing(suffixes, other_runs=other_runs_in(Path(options.save_dir), options.run_name))
-        cycle = MapCycle(config.map_cycle)
-        self.cycle_length = len(cycle.slots)
-        self.reference_ms: dict[str, int] = {}
-        for map_key, (map_name, road_width_m) in cycle.map_key_tracks().items():
-            self.reference_ms[map_key] = int(reference_lap(load_track(map_name, road_width_m)).race_time_ms)
         self.config_yaml = config_to_yaml(config)
         self.config_data = config_to_dict(config)
         self.batches_at_start = self.stats.cumul_number_batches_done

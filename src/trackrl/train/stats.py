@@ -72,8 +72,24 @@ class AccumulatedStats:
                 value = float(value)
             if not isinstance(value, expected) or isinstance(value, bool):
                 raise CheckpointError(f"{source}: key {key!r} has type {type(value).__name__}, expected {expected}")
+            _check_counts(value, key, source)
             setattr(stats, key, value)
         return stats
+
+
+def _check_counts(value: Any, key: str, source: str) -> None:
+    """Counters, times and positions are finite and >= 0 (Python's JSON reader accepts NaN and -Infinity)."""
+    if isinstance(value, dict):
+        entries = [(f"{key}[{name!r}]", number) for name, number in value.items()]
+    elif isinstance(value, int | float):
+        entries = [(key, value)]
+    else:
+        return
+    for where, number in entries:
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise CheckpointError(f"{source}: {where} has type {type(number).__name__}, expected a number")
+        if not (math.isfinite(number) and number >= 0):
+            raise CheckpointError(f"{source}: {where} is {number}; it must be a finite number >= 0")
 
 
 def update_rolling_mean(previous_ms: float | None, race_time_ms: float) -> float:
