@@ -21,6 +21,7 @@ import numpy as np
 from trackrl.atomic import atomic_write_bytes, atomic_write_json
 from trackrl.config.schema import EnvironmentConfig, RewardsConfig
 from trackrl.errors import UserError
+from trackrl.sim.actions import N_ACTIONS
 from trackrl.train.checkpoint import BEST_RUNS_DIR, load_json
 
 ACTIONS_FILE = "actions.json"
@@ -79,13 +80,22 @@ def save_best_run(
 
 
 def load_best_run(folder: Path) -> BestRun:
+    """Read and check a best-run folder; BestRunError naming the file for anything missing or inconsistent."""
     folder = Path(folder)
     if not folder.is_dir():
         raise BestRunError(f"{folder}: not a best-run folder (expected {META_FILE}, {ACTIONS_FILE} inside)")
-    meta = load_json(folder / META_FILE)
-    actions = load_json(folder / ACTIONS_FILE)
-    if not isinstance(actions, list) or not all(isinstance(a, int) for a in actions):
-        raise BestRunError(f"{folder / ACTIONS_FILE}: expected a JSON list of action indices")
+    for name in (META_FILE, ACTIONS_FILE):
+        if not (folder / name).is_file():
+            raise BestRunError(f"{folder}: {name} is missing (a partial or foreign best-run folder)")
+    try:
+        meta = load_json(folder / META_FILE)
+        actions = load_json(folder / ACTIONS_FILE)
+    except UserError as error:
+        raise BestRunError(str(error)) from None
+    if not isinstance(meta, dict):
+        raise BestRunError(f"{folder / META_FILE}: expected a JSON object, got {type(meta).__name__}")
+    if not isinstance(actions, list) or not all(type(a) is int and 0 <= a < N_ACTIONS for a in actions):
+        raise BestRunError(f"{folder / ACTIONS_FILE}: expected a JSON list of action indices in [0, {N_ACTIONS})")
     try:
         environment = EnvironmentConfig.model_validate(meta.get("environment", {}))
         rewards = RewardsConfig.model_validate(meta.get("rewards", {}))
@@ -93,9 +103,24 @@ def load_best_run(folder: Path) -> BestRun:
         map_name = str(meta["track"])
     except (KeyError, TypeError, ValueError) as error:
         raise BestRunError(f"{folder / META_FILE}: invalid meta data ({error})") from None
-    trajectory_path = folder / TRAJECTORY_FILE
-    trajectory = np.load(trajectory_path, allow_pickle=False) if trajectory_path.is_file() else None
+    trajectory = _load_trajectory(folder / TRAJECTORY_FILE, len(actions))
     return BestRun(race_time_ms, map_name, meta.get("road_width_m"), actions, trajectory, environment, rewards)
+
+
+def _load_trajectory(path: Path, n_actions: int) -> np.ndarray | None:
+    """The saved (T+1, 3) positions, or None if the folder has none; BestRunError if unreadable or inconsistent."""
+    if not path.is_file():
+        return None
+    try:
+        trajectory = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise BestRunError(f"{path}: cannot be read as a .npy array ({error})") from None
+    if trajectory.ndim != 2 or trajectory.shape != (n_actions + 1, 3) or not np.isfinite(trajectory).all():
+        raise BestRunError(
+            f"{path}: expected ({n_actions + 1}, 3) finite positions (one more than the {n_actions} actions), "
+            f"got {trajectory.dtype} {trajectory.shape}"
+        )
+    return trajectory
 
 
 def first_divergence(saved_m: np.ndarray | None, simulated_m: np.ndarray, tolerance_m: float = 1e-3) -> int | None:
@@ -110,13 +135,14 @@ def first_divergence(saved_m: np.ndarray | None, simulated_m: np.ndarray, tolera
     return None if len(saved_m) == len(simulated_m) else n
 
 
-def replay_best_run(folder: Path) -> tuple[BestRun, Any]:
-    """Re-simulate a saved best run; return (saved run, SimulatedRace)."""
+def replay_best_run(folder: Path, record_images: bool = False) -> tuple[BestRun, Any]:
+    """Re-simulate a saved best run (with the agent camera's views if asked); return (saved run, SimulatedRace)."""
     from trackrl.sim.rollout import simulate_actions
     from trackrl.sim.track import load_track
 
     best_run = load_best_run(folder)
     track = load_track(best_run.map_name, best_run.road_width_m)
     actions = np.asarray(best_run.actions, dtype=np.int64)
-    simulated = simulate_actions(track, actions, env_config=best_run.environment, rewards_config=best_run.rewards)
+    simulated = simulate_actions(track, actions, env_config=best_run.environment, rewards_config=best_run.rewards,
+                                 record_images=record_images)  # fmt: skip
     return best_run, simulated

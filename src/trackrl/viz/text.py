@@ -29,7 +29,7 @@ def text_mask(text: str, size_px: int, bold: bool = True) -> tuple[np.ndarray, i
     font.set_text(text, 0.0)
     font.draw_glyphs_to_bitmap(antialiased=True)
     mask = np.asarray(font.get_image(), dtype=np.float32) / 255.0
-    descent_px = int(round(font.get_descent() / 64))
+    descent_px = round(font.get_descent() / 64)
     return mask, mask.shape[0] - descent_px
 
 

@@ -98,9 +98,8 @@ def car_corners_px(centre_px: np.ndarray, heading_rad: float, px_per_m: float, l
     forward = np.array([np.cos(heading_rad), np.sin(heading_rad)]) * px_per_m
     side = np.array([-forward[1], forward[0]])
     half_l, half_w = length_m / 2, width_m / 2
-    return centre_px + np.array([[half_l, half_w], [half_l, -half_w], [-half_l, -half_w], [-half_l, half_w]]) @ np.stack(
-        [forward, side]
-    )
+    corners_m = np.array([[half_l, half_w], [half_l, -half_w], [-half_l, -half_w], [-half_l, half_w]])
+    return centre_px + corners_m @ np.stack([forward, side])
 
 
 class TopDownRenderer:

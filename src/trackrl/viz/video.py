@@ -29,7 +29,9 @@ def race_banner(race: SimulatedRace) -> str:
     return f"FINISH {race.race_time_ms / 1000:.3f} s" if race.finished else f"DNF ({race.race_time_ms / 1000:.2f} s)"
 
 
-def race_frames(track: Track, race: SimulatedRace, actions: np.ndarray, fps: float, title: str = "") -> Iterator[np.ndarray]:
+def race_frames(
+    track: Track, race: SimulatedRace, actions: np.ndarray, fps: float, title: str = ""
+) -> Iterator[np.ndarray]:
     """Frame k shows the state before action k with that action's keys; then the final state, held STILL_S."""
     renderer = TopDownRenderer(track, title=title)
     xz_m = race.positions_m[:, [0, 2]]
@@ -63,7 +65,8 @@ def write_video(frames: Iterator[np.ndarray], path: str | os.PathLike[str], fps:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = _temporary_path(path)
     try:
-        count = _write_gif(frames, temporary, fps) if path.suffix.lower() == ".gif" else _write_mp4(frames, temporary, fps)
+        write = _write_gif if path.suffix.lower() == ".gif" else _write_mp4
+        count = write(frames, temporary, fps)
         os.replace(temporary, path)
     finally:
         if temporary.exists():
