@@ -23,7 +23,7 @@ PIECE_LENGTH_M = 4.0  # one polygon per 4 m of road: fine enough for the height 
 LAYER_HEIGHT_M = BRIDGE_CLEARANCE_M / 2  # roads in one layer never cross each other (the track check)
 OFF_ROAD_RGB = (0.20, 0.27, 0.20)
 ROAD_RGB = (0.40, 0.40, 0.42)
-WALL_RGB = (0.62, 0.22, 0.20)
+WALL_RGB = (0.47, 0.56, 0.70)  # steel blue: a colour the speed colour map (plasma) never takes
 EDGE_RGB = (0.93, 0.93, 0.93)
 START_RGB = (0.20, 0.80, 0.30)
 DASH_RGB = (0.62, 0.62, 0.64)
@@ -80,7 +80,7 @@ def draw_track(ax: plt.Axes, track: Track, zorder: float = 1.0, centre_dashes: b
         for half_m, colour, z in ((half_width_m + WALL_WIDTH_M, WALL_RGB, 0.0), (half_width_m, ROAD_RGB, 0.002)):
             polygons = [_strip_polygon(centre_xz[p], normal[p], half_m) for p in in_layer]
             # Edges in the face colour close the hairline seams anti-aliasing leaves between neighbours.
-            ax.add_collection(PolyCollection(polygons, facecolors=colour, edgecolors=colour, linewidths=0.4,
+            ax.add_collection(PolyCollection(polygons, facecolors=colour, edgecolors=colour, linewidths=0.8,
                                              zorder=base + z))  # fmt: skip
         edges = [centre_xz[p] + side * half_width_m * normal[p] for p in in_layer for side in (-1, 1)]
         ax.add_collection(LineCollection(edges, colors=[EDGE_RGB], linewidths=0.8, zorder=base + 0.004))
