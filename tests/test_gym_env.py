@@ -35,7 +35,7 @@ def test_episode_runs_to_the_finish_and_matches_the_vec_env() -> None:
     # Return = −0.0012 · 50 ms per action + 0.01 per metre of centre line (the whole track).
     assert total_reward == pytest.approx(-0.06 * steps + 0.01 * env.track.length_m, abs=1e-3)
     frame = env.render()
-    assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
+    assert frame.shape == (480, 640, 3) and frame.dtype == np.uint8  # the top-down view (tests/test_viz.py)
 
 
 def test_invalid_action_is_rejected() -> None:

@@ -15,7 +15,7 @@ from trackrl.sim.track import Track, load_track
 
 
 class RaceEnv(gymnasium.Env):
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "human"], "render_fps": 20}
 
     def __init__(
         self,
@@ -29,6 +29,12 @@ class RaceEnv(gymnasium.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode}")
         self.render_mode = render_mode
+        self._view: Any = None  # trackrl.viz.gym_view.RaceView, made on the first render
+        self._window: Any = None
+        if render_mode == "human":
+            from trackrl.viz.gym_view import require_display  # lazy: drawing lives above sim, in trackrl.viz
+
+            require_display()
         self.track = track if isinstance(track, Track) else load_track(track, road_width_m)
         self._env = VecRaceEnv(self.track, 1, env_config=env_config, rewards_config=rewards_config,
                                image_size_px=image_size_px)  # fmt: skip
@@ -45,6 +51,8 @@ class RaceEnv(gymnasium.Env):
         super().reset(seed=seed)  # the dynamics are deterministic: the seed only seeds self.np_random
         images, floats = self._env.reset()
         self._last_image = images[0]
+        if self.render_mode == "human":
+            self.render()
         return {"image": images[0], "floats": floats[0]}, {"race_time_ms": 0, "progress_m": 0.0}
 
     def step(self, action: int) -> tuple[dict, float, bool, bool, dict]:
@@ -59,9 +67,29 @@ class RaceEnv(gymnasium.Env):
             "speed_mps": float(result.speed_mps[0]),
         }
         observation = {"image": result.images[0], "floats": result.floats[0]}
+        if self.render_mode == "human":
+            self.render()
         return observation, float(result.rewards[0]), bool(result.terminated[0]), bool(result.truncated[0]), info
 
     def render(self) -> np.ndarray | None:
-        if self.render_mode == "rgb_array":
-            return np.repeat(self._last_image[0][:, :, None], 3, axis=2)
-        return None
+        """rgb_array: the top-down view of `trackrl replay --video` (480x640x3 uint8: the track around the car, its
+        trail by speed, race time, speed, the keys of the last action) with the agent's 64x64 camera inset.
+        human: the same frame in a window (a display is required)."""
+        if self.render_mode is None:
+            return None
+        from trackrl.viz.gym_view import RaceView, Window  # lazy: drawing lives above sim, in trackrl.viz
+
+        if self._view is None:
+            self._view = RaceView(self._env)
+        frame = self._view.rgb_array(self._last_image[0])
+        if self.render_mode == "human":
+            if self._window is None:
+                self._window = Window(self.metadata["render_fps"])
+            self._window.show(frame)
+            return None
+        return frame
+
+    def close(self) -> None:
+        if self._window is not None:
+            self._window.close()
+            self._window = None

@@ -31,7 +31,7 @@ def cmd_track_plot(args: argparse.Namespace) -> int:
     ax.set_xlabel("x (m)")
     ax.set_ylabel("z (m)")
     ax.set_title(f"{track.name}: {track.length_m:.0f} m, {reference.label} {reference.race_time_ms / 1000:.3f} s")
-    ax.legend(loc="best", fontsize=8, facecolor="0.85")
+    ax.legend(loc="best", fontsize=8, facecolor="0.85").set_zorder(100)  # above the lines
     line = reference.line_m
     line_distance_m = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
     profile.plot(line_distance_m, speed_kmh, color="tab:purple")

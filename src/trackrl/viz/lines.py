@@ -8,16 +8,16 @@ for the optimal-control line in one place.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
@@ -57,16 +57,18 @@ class RunLine:
     finished: bool
 
 
-def track_figure(track: Track, strip_height_in: float = 0.0, width_in: float = 9.0) -> tuple[Figure, list[plt.Axes]]:
+def track_figure(track: Track, strip_height_in: float = 0.0, width_in: float = 9.0) -> tuple[Figure, list[Axes]]:
     """A figure whose map axes has the track's aspect ratio (no empty bands), plus an optional strip below."""
     c = track.centerline_m
     aspect = (np.ptp(c[:, 2]) + track.road_width_m + 30.0) / (np.ptp(c[:, 0]) + track.road_width_m + 30.0)
     map_height_in = float(np.clip((width_in - 1.6) * aspect + 0.9, 3.0, 10.0))
     if strip_height_in <= 0:
-        fig, ax = plt.subplots(figsize=(width_in, map_height_in))
-        return fig, [ax]
-    fig, axes = plt.subplots(2, 1, figsize=(width_in, map_height_in + strip_height_in),
-                             gridspec_kw={"height_ratios": [map_height_in, strip_height_in]})  # fmt: skip
+        fig = Figure(figsize=(width_in, map_height_in))
+        FigureCanvasAgg(fig)
+        return fig, [fig.subplots()]
+    fig = Figure(figsize=(width_in, map_height_in + strip_height_in))
+    FigureCanvasAgg(fig)  # off-screen, no pyplot: works under any backend the caller chose
+    axes = fig.subplots(2, 1, gridspec_kw={"height_ratios": [map_height_in, strip_height_in]})
     return fig, list(axes)
 
 
@@ -121,7 +123,6 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 110) -> Pa
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    plt.close(fig)
     return atomic_write_bytes(path, buffer.getvalue())  # a reader never sees half a PNG
 
 
@@ -145,13 +146,13 @@ def line_figure(track: Track, run: RunLine, run_progress_m: np.ndarray, run_time
     ax.set_title(f"{track.name}: {run.label}, {_result(run.race_time_ms, run.finished)}")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("z (m)")
-    ax.legend(loc="best", fontsize=8, facecolor="0.85")
+    ax.legend(loc="best", fontsize=8, facecolor="0.85").set_zorder(100)  # above the lines
     _draw_delta_strip(strip, ax, track, run_progress_m, run_time_s, reference)
     fig.tight_layout()
     return fig
 
 
-def _draw_delta_strip(strip: plt.Axes, track_ax: plt.Axes, track: Track, run_progress_m: np.ndarray,
+def _draw_delta_strip(strip: Axes, track_ax: Axes, track: Track, run_progress_m: np.ndarray,
                       run_time_s: np.ndarray, reference: ReferenceLine) -> None:  # fmt: skip
     """Bars: time lost (red) or gained (green) per DELTA_SECTION_M section; line: cumulative Δt. The three worst
     sections are numbered on the strip and on the track."""
@@ -193,7 +194,7 @@ def lines_figure(track: Track, runs: Sequence[RunLine], reference: ReferenceLine
     ref_xz = reference.line_m[:, [0, 2]]
     ax.plot(ref_xz[:, 0], ref_xz[:, 1], zorder=40, label=f"{reference.label} ({reference.race_time_ms / 1000:.3f} s)",
             **REFERENCE_STYLE)  # fmt: skip
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, run in enumerate(runs):
         xz = run.positions_m[:, [0, 2]]
         ax.plot(xz[:, 0], xz[:, 1], color=colours[i % len(colours)], linewidth=1.8, zorder=50 + i,
@@ -201,7 +202,7 @@ def lines_figure(track: Track, runs: Sequence[RunLine], reference: ReferenceLine
     ax.set_title(title)
     ax.set_xlabel("x (m)")
     ax.set_ylabel("z (m)")
-    ax.legend(loc="best", fontsize=8, facecolor="0.85")
+    ax.legend(loc="best", fontsize=8, facecolor="0.85").set_zorder(100)  # above the lines
     fig.tight_layout()
     return fig
 
@@ -215,15 +216,15 @@ class LineImages:
 
     def __init__(self, max_side_px: int = TB_IMAGE_MAX_SIDE_PX) -> None:
         self.max_side_px = max_side_px
-        self._pictures: dict[int, tuple[Track, TrackPicture]] = {}  # the track is kept so that its id stays unique
+        self._pictures: dict[tuple[str, float], TrackPicture] = {}
 
     def _picture(self, track: Track) -> TrackPicture:
-        key = id(track)
+        key = (hashlib.sha1(track.centerline_m.tobytes()).hexdigest(), track.road_width_m)  # a .npy loads anew
         if key not in self._pictures:
             c = track.centerline_m
             extent_m = max(np.ptp(c[:, 0]), np.ptp(c[:, 2])) + track.road_width_m + 20.0
-            self._pictures[key] = (track, rasterize_track(track, self.max_side_px / extent_m, margin_m=5.0))
-        return self._pictures[key][1]
+            self._pictures[key] = rasterize_track(track, self.max_side_px / extent_m, margin_m=5.0)
+        return self._pictures[key]
 
     def image(self, track: Track, positions_m: np.ndarray, speeds_mps: np.ndarray, caption: str) -> np.ndarray:
         """(H, W, 3) uint8: the track with the line coloured by speed (same colour scale as the videos)."""

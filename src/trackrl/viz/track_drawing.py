@@ -1,4 +1,4 @@
-"""The track seen from above, drawn with matplotlib: road, walls, edge lines, start and finish.
+"""The track seen from above: road, walls, edge lines, start and finish (matplotlib Figures on an Agg canvas).
 
 Roads are drawn in height order (in layers of half the bridge clearance), so a bridge hides the road below it
 and the upper road stays visible. Axes convention (the camera's texture too): x to the right, z downwards.
@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import matplotlib
-
-matplotlib.use("Agg")  # before pyplot: no display needed
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.figure import Figure
 
 from trackrl.sim.camera import DASH_PERIOD_M, ROAD_AFTER_FINISH_M, ROAD_BEFORE_START_M
 from trackrl.sim.track import BRIDGE_CLEARANCE_M, Track
@@ -65,7 +64,7 @@ def _dash_runs(distance_m: np.ndarray, piece: slice) -> list[slice]:
     return [slice(piece.start + a, piece.start + b) for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a > 1]
 
 
-def draw_track(ax: plt.Axes, track: Track, zorder: float = 1.0, centre_dashes: bool = True) -> None:
+def draw_track(ax: Axes, track: Track, zorder: float = 1.0, centre_dashes: bool = True) -> None:
     """Road, walls, edge lines (and centre dashes) by height layer, then the start line and the chequered finish."""
     c = extended_centerline(track)
     centre_xz, normal = c[:, [0, 2]], planar_normals(c)
@@ -111,7 +110,7 @@ def finish_squares(track: Track) -> tuple[list[np.ndarray], list[str]]:
     return squares, colours
 
 
-def set_track_view(ax: plt.Axes, track: Track, margin_m: float = 10.0) -> None:
+def set_track_view(ax: Axes, track: Track, margin_m: float = 10.0) -> None:
     """Equal axes around the whole track, seen from above (x right, z down), off-road colour behind."""
     c = extended_centerline(track)
     reach_m = track.road_width_m / 2 + WALL_WIDTH_M + margin_m
@@ -150,7 +149,8 @@ def rasterize_track(track: Track, px_per_m: float, margin_m: float) -> TrackPict
     width_px = int(np.ceil((c[:, 0].max() + reach_m - origin_x_m) * px_per_m))
     height_px = int(np.ceil((c[:, 2].max() + reach_m - origin_z_m) * px_per_m))
     dpi = 100
-    fig = plt.figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+    fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)  # off-screen: no pyplot, no window, whatever backend the user's program chose
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
     ax.set_axis_off()
     ax.set_xlim(origin_x_m, origin_x_m + width_px / px_per_m)
@@ -159,5 +159,4 @@ def rasterize_track(track: Track, px_per_m: float, margin_m: float) -> TrackPict
     draw_track(ax, track)
     fig.canvas.draw()
     rgb = np.asarray(fig.canvas.buffer_rgba())[:height_px, :width_px, :3].copy()
-    plt.close(fig)
     return TrackPicture(rgb=rgb, origin_x_m=origin_x_m, origin_z_m=origin_z_m, px_per_m=px_per_m)
