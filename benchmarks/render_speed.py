@@ -23,23 +23,12 @@ import numpy as np
 
 
 def scripted_race(track_name: str):  # -> (Track, SimulatedRace, actions)
-    from trackrl.config import EnvironmentConfig
-    from trackrl.sim.drivers import braking_driver_actions
-    from trackrl.sim.env import VecRaceEnv
+    from trackrl.sim.drivers import braking_driver_actions, scripted_race_actions
     from trackrl.sim.rollout import simulate_actions
     from trackrl.sim.track import load_track
 
-    track, config = load_track(track_name), EnvironmentConfig()
-    env = VecRaceEnv(track, 1, render_images=False)
-    _, floats = env.reset()
-    actions = []
-    while True:
-        action = braking_driver_actions(floats, config)
-        actions.append(int(action[0]))
-        result = env.step(action)
-        floats = result.floats
-        if result.terminated[0] or result.truncated[0]:
-            break
+    track = load_track(track_name)
+    actions = scripted_race_actions(track, braking_driver_actions)
     return track, simulate_actions(track, actions, record_images=True), np.asarray(actions)
 
 

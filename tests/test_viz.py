@@ -12,8 +12,7 @@ import pytest
 
 from trackrl.cli import main
 from trackrl.config import EnvironmentConfig, RewardsConfig
-from trackrl.sim.drivers import braking_driver_actions
-from trackrl.sim.env import VecRaceEnv
+from trackrl.sim.drivers import braking_driver_actions, scripted_race_actions
 from trackrl.sim.gym_env import RaceEnv
 from trackrl.sim.rollout import simulate_actions
 from trackrl.sim.track import Track, load_track
@@ -26,26 +25,10 @@ from trackrl.viz.track_drawing import rasterize_track
 from trackrl.viz.video import GIF_SCALE, race_frames, still_frame_count, write_video
 
 
-def driven_actions(track: Track) -> list[int]:
-    """The scripted braking driver (sim/drivers.py) around ``track``, to the finish."""
-    config = EnvironmentConfig()
-    env = VecRaceEnv(track, 1, render_images=False)
-    _, floats = env.reset()
-    actions: list[int] = []
-    while True:
-        action = braking_driver_actions(floats, config)
-        actions.append(int(action[0]))
-        result = env.step(action)
-        floats = result.floats
-        if result.terminated[0] or result.truncated[0]:
-            assert result.finished[0]
-            return actions
-
-
 @pytest.fixture(scope="module")
 def easy_race():  # -> (Track, actions, SimulatedRace with camera views)
     track = load_track("easy")
-    actions = driven_actions(track)
+    actions = scripted_race_actions(track, braking_driver_actions)
     return track, actions, simulate_actions(track, actions, record_images=True)
 
 
@@ -242,6 +225,9 @@ def test_a_bridge_is_drawn_over_the_road_below(tmp_path: Path, capsys: pytest.Ca
 
 # ---- Gymnasium render ---------------------------------------------------------------------------------------------
 def test_gym_rgb_array_is_the_top_down_view_and_follows_the_car() -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(RaceEnv(track="easy", render_mode="rgb_array"))  # with its render check
     env = RaceEnv(track="easy", render_mode="rgb_array")
     env.reset(seed=0)
     first = env.render()

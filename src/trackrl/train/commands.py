@@ -79,8 +79,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if plot is not None and Path(plot).suffix.lower() != ".png":
         raise UserError(f"--plot {plot}: the file must end in .png")
     speed = float(getattr(args, "speed", 1.0))
-    if not speed > 0:
-        raise UserError(f"--speed must be > 0 (1 = real time), got {speed}")
+    if not 0.05 <= speed <= 10.0:
+        raise UserError(f"--speed must be between 0.05 and 10 (1 = real time, 20 actions per second), got {speed}")
     best_run, simulated = replay_best_run(Path(args.best_run_dir), record_images=video is not None)
     saved_s, simulated_s = best_run.race_time_ms / 1000, simulated.race_time_ms / 1000
     matches = simulated.finished and simulated.race_time_ms == best_run.race_time_ms

@@ -26,7 +26,14 @@ from trackrl.sim.reference import reference_lap
 from trackrl.sim.track import Track
 from trackrl.viz.text import draw_text
 from trackrl.viz.topdown import SPEED_COLOURMAP, speed_colours, stamp_polyline
-from trackrl.viz.track_drawing import TrackPicture, draw_track, rasterize_track, set_track_view
+from trackrl.viz.track_drawing import (
+    WALL_WIDTH_M,
+    TrackPicture,
+    draw_track,
+    extended_centerline,
+    rasterize_track,
+    set_track_view,
+)
 
 DELTA_SECTION_M = 20.0  # the time-delta strip's bars: time lost (or gained) per 20 m of track
 REFERENCE_STYLE = {"color": "white", "linestyle": (0, (4, 3)), "linewidth": 1.1}
@@ -221,9 +228,11 @@ class LineImages:
     def _picture(self, track: Track) -> TrackPicture:
         key = (hashlib.sha1(track.centerline_m.tobytes()).hexdigest(), track.road_width_m)  # a .npy loads anew
         if key not in self._pictures:
-            c = track.centerline_m
-            extent_m = max(np.ptp(c[:, 0]), np.ptp(c[:, 2])) + track.road_width_m + 20.0
-            self._pictures[key] = rasterize_track(track, self.max_side_px / extent_m, margin_m=5.0)
+            margin_m = 5.0
+            c = extended_centerline(track)
+            reach_m = track.road_width_m / 2 + WALL_WIDTH_M + margin_m
+            extent_m = max(np.ptp(c[:, 0]), np.ptp(c[:, 2])) + 2 * reach_m
+            self._pictures[key] = rasterize_track(track, (self.max_side_px - 1) / extent_m, margin_m)
         return self._pictures[key]
 
     def image(self, track: Track, positions_m: np.ndarray, speeds_mps: np.ndarray, caption: str) -> np.ndarray:

@@ -44,7 +44,7 @@ def speed_colours(speed_mps: np.ndarray, max_speed_kmh: float = TRAIL_MAX_SPEED_
     return _speed_lut()[index]
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=4)  # a long track's picture is tens of MB
 def _picture(track: Track, px_per_m: float, margin_m: float) -> TrackPicture:
     return rasterize_track(track, px_per_m, margin_m)
 
