@@ -10,7 +10,7 @@ import numpy as np
 
 from trackrl.sim.track import TrackError, load_track
 from trackrl.viz.lines import reference_line, save_figure, speed_collection, track_figure
-from trackrl.viz.track_drawing import START_RGB, draw_track, set_track_view
+from trackrl.viz.track_drawing import FIGURE_RUN_OFF_M, START_RGB, draw_track, set_track_view
 
 
 def cmd_track_plot(args: argparse.Namespace) -> int:
@@ -21,7 +21,7 @@ def cmd_track_plot(args: argparse.Namespace) -> int:
     reference = reference_line(track)
     fig, (ax, profile) = track_figure(track, strip_height_in=2.6)
     set_track_view(ax, track)
-    draw_track(ax, track)
+    draw_track(ax, track, run_off_m=FIGURE_RUN_OFF_M)
     speed_kmh = reference.speed_mps * 3.6
     collection = speed_collection(reference.line_m[:, [0, 2]], speed_kmh, float(speed_kmh.max()))
     ax.add_collection(collection)

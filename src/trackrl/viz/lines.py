@@ -25,8 +25,9 @@ from trackrl.atomic import atomic_write_bytes
 from trackrl.sim.reference import reference_lap
 from trackrl.sim.track import Track
 from trackrl.viz.text import draw_text
-from trackrl.viz.topdown import SPEED_COLOURMAP, speed_colours, stamp_polyline
+from trackrl.viz.topdown import PANEL_RGB, SPEED_COLOURMAP, speed_colours, stamp_polyline
 from trackrl.viz.track_drawing import (
+    FIGURE_RUN_OFF_M,
     WALL_WIDTH_M,
     TrackPicture,
     draw_track,
@@ -38,6 +39,7 @@ from trackrl.viz.track_drawing import (
 DELTA_SECTION_M = 20.0  # the time-delta strip's bars: time lost (or gained) per 20 m of track
 REFERENCE_STYLE = {"color": "white", "linestyle": (0, (4, 3)), "linewidth": 1.1}
 TB_IMAGE_MAX_SIDE_PX = 480
+CAPTION_BAND_PX = 22
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ def line_figure(track: Track, run: RunLine, run_progress_m: np.ndarray, run_time
     """Track with the run's line by speed and the reference dashed; below, Δt along the track per section."""
     fig, (ax, strip) = track_figure(track, strip_height_in=2.6)
     set_track_view(ax, track)
-    draw_track(ax, track)
+    draw_track(ax, track, run_off_m=FIGURE_RUN_OFF_M)
     ref_xz = reference.line_m[:, [0, 2]]
     ax.plot(ref_xz[:, 0], ref_xz[:, 1], zorder=40, label=f"{reference.label} ({reference.race_time_ms / 1000:.3f} s)",
             **REFERENCE_STYLE)  # fmt: skip
@@ -197,7 +199,7 @@ def lines_figure(track: Track, runs: Sequence[RunLine], reference: ReferenceLine
     """Several runs' lines, one colour each, on the same track picture; the reference dashed."""
     fig, (ax,) = track_figure(track)
     set_track_view(ax, track)
-    draw_track(ax, track)
+    draw_track(ax, track, run_off_m=FIGURE_RUN_OFF_M)
     ref_xz = reference.line_m[:, [0, 2]]
     ax.plot(ref_xz[:, 0], ref_xz[:, 1], zorder=40, label=f"{reference.label} ({reference.race_time_ms / 1000:.3f} s)",
             **REFERENCE_STYLE)  # fmt: skip
@@ -232,6 +234,7 @@ class LineImages:
             c = extended_centerline(track)
             reach_m = track.road_width_m / 2 + WALL_WIDTH_M + margin_m
             extent_m = max(np.ptp(c[:, 0]), np.ptp(c[:, 2])) + 2 * reach_m
+            # The run-off past the finish stays as long as in the videos: a car crossing at speed coasts on it.
             self._pictures[key] = rasterize_track(track, (self.max_side_px - 1) / extent_m, margin_m)
         return self._pictures[key]
 
@@ -241,5 +244,6 @@ class LineImages:
         canvas = picture.rgb.copy()
         points = picture.to_pixels(np.asarray(positions_m)[:, [0, 2]])
         stamp_polyline(canvas, points, speed_colours(speeds_mps), radius_px=1.0)
-        draw_text(canvas, caption, 6, 18, 13, (255, 255, 255))
-        return canvas
+        band = np.full((CAPTION_BAND_PX, canvas.shape[1], 3), PANEL_RGB, dtype=np.uint8)
+        draw_text(band, caption, 6, CAPTION_BAND_PX - 6, 13, (255, 255, 255))
+        return np.concatenate([band, canvas])

@@ -46,14 +46,18 @@ def _pieces(n_points: int, points_per_piece: int) -> list[slice]:
     return [slice(start, min(start + points_per_piece, n_points - 1) + 1) for start in starts]
 
 
-def extended_centerline(track: Track) -> np.ndarray:
+FIGURE_RUN_OFF_M = 10.0  # static figures: a short run-off past the finish is enough
+
+
+def extended_centerline(track: Track, run_off_m: float = ROAD_AFTER_FINISH_M) -> np.ndarray:
     """The centre line with the straight run-up before the start and run-off after the finish that the camera's
-    texture draws too (the car starts on the first point, so half of it stands before the start line)."""
+    texture draws too (the car starts on the first point, so half of it stands before the start line; videos follow
+    the car past the finish)."""
     c = track.centerline_m
     first, last = (c[1] - c[0]) / np.linalg.norm(c[1] - c[0]), (c[-1] - c[-2]) / np.linalg.norm(c[-1] - c[-2])
     spacing_m = track.length_m / (len(c) - 1)
     before = c[0] - np.arange(ROAD_BEFORE_START_M, 0, -spacing_m)[:, None] * first
-    after = c[-1] + np.arange(spacing_m, ROAD_AFTER_FINISH_M + spacing_m, spacing_m)[:, None] * last
+    after = c[-1] + np.arange(spacing_m, run_off_m + spacing_m, spacing_m)[:, None] * last
     return np.concatenate([before, c, after])
 
 
@@ -64,9 +68,9 @@ def _dash_runs(distance_m: np.ndarray, piece: slice) -> list[slice]:
     return [slice(piece.start + a, piece.start + b) for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a > 1]
 
 
-def draw_track(ax: Axes, track: Track, zorder: float = 1.0, centre_dashes: bool = True) -> None:
-    """Road, walls, edge lines (and centre dashes) by height layer, then the start line and the chequered finish."""
-    c = extended_centerline(track)
+def draw_track(ax: Axes, track: Track, zorder: float = 1.0, run_off_m: float = ROAD_AFTER_FINISH_M) -> None:
+    """Road, walls, edge lines and centre dashes by height layer, then the start line and the chequered finish."""
+    c = extended_centerline(track, run_off_m)
     centre_xz, normal = c[:, [0, 2]], planar_normals(c)
     distance_m = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(c, axis=0), axis=1))])
     half_width_m = track.road_width_m / 2
@@ -83,9 +87,8 @@ def draw_track(ax: Axes, track: Track, zorder: float = 1.0, centre_dashes: bool 
                                              zorder=base + z))  # fmt: skip
         edges = [centre_xz[p] + side * half_width_m * normal[p] for p in in_layer for side in (-1, 1)]
         ax.add_collection(LineCollection(edges, colors=[EDGE_RGB], linewidths=0.8, zorder=base + 0.004))
-        if centre_dashes:
-            dashes = [centre_xz[run] for p in in_layer for run in _dash_runs(distance_m, p)]
-            ax.add_collection(LineCollection(dashes, colors=[DASH_RGB], linewidths=0.8, zorder=base + 0.004))
+        dashes = [centre_xz[run] for p in in_layer for run in _dash_runs(distance_m, p)]
+        ax.add_collection(LineCollection(dashes, colors=[DASH_RGB], linewidths=0.8, zorder=base + 0.004))
     top = zorder + 0.01 * len(np.unique(layers)) + 0.01
     start_xz, start_normal = track.centerline_m[0, [0, 2]], planar_normals(track.centerline_m)[0]
     start = np.stack([start_xz + half_width_m * start_normal, start_xz - half_width_m * start_normal])
@@ -110,9 +113,9 @@ def finish_squares(track: Track) -> tuple[list[np.ndarray], list[str]]:
     return squares, colours
 
 
-def set_track_view(ax: Axes, track: Track, margin_m: float = 10.0) -> None:
+def set_track_view(ax: Axes, track: Track, margin_m: float = 10.0, run_off_m: float = FIGURE_RUN_OFF_M) -> None:
     """Equal axes around the whole track, seen from above (x right, z down), off-road colour behind."""
-    c = extended_centerline(track)
+    c = extended_centerline(track, run_off_m)
     reach_m = track.road_width_m / 2 + WALL_WIDTH_M + margin_m
     ax.set_xlim(c[:, 0].min() - reach_m, c[:, 0].max() + reach_m)
     ax.set_ylim(c[:, 2].max() + reach_m, c[:, 2].min() - reach_m)  # inverted: z downwards
