@@ -224,6 +224,7 @@ def test_a_bridge_is_drawn_over_the_road_below(tmp_path: Path, capsys: pytest.Ca
 
 
 # ---- Gymnasium render ---------------------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:.*alternative render modes")  # RaceEnv made directly, without a spec
 def test_gym_rgb_array_is_the_top_down_view_and_follows_the_car() -> None:
     from gymnasium.utils.env_checker import check_env
 
