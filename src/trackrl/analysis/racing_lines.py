@@ -54,7 +54,7 @@ def line_plot_file_name(map_name: str) -> str:
 def plot_racing_lines(run_names: Sequence[str], save_dir: Path, out_dir: Path,
                       warn: Callable[[str], None]) -> list[Path]:  # fmt: skip
     from trackrl.sim.track import TrackError, load_track
-    from trackrl.viz.lines import RunLine, write_lines_plot
+    from trackrl.viz.lines import RunLine, speeds_from_positions, write_lines_plot
 
     figures = []
     for map_name, bests in best_runs_by_map(run_names, save_dir, warn).items():
@@ -63,10 +63,12 @@ def plot_racing_lines(run_names: Sequence[str], save_dir: Path, out_dir: Path,
         except TrackError as error:
             warn(f"racing lines: map {map_name} skipped ({error})")
             continue
-        lines = [
-            RunLine(best.run_name, _positions_m(best), np.zeros(0), best.best_run.race_time_ms, finished=True)
-            for best in bests
-        ]
+        lines = []
+        for best in bests:
+            positions_m = _positions_m(best)
+            action_ms = 10 * best.best_run.environment.tm_engine_step_per_action
+            speeds_mps = speeds_from_positions(positions_m, action_ms)
+            lines.append(RunLine(best.run_name, positions_m, speeds_mps, best.best_run.race_time_ms, finished=True))
         title = f"{track.name}: best run of each run ({', '.join(run_names)})"
         figures.append(write_lines_plot(Path(out_dir) / line_plot_file_name(map_name), track, lines, title))
     return figures
