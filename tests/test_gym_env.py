@@ -145,7 +145,7 @@ def test_linesight_reward_is_the_per_ms_and_per_metre_formula() -> None:
     # Return = −0.0012 · 50 ms per action + 0.01 per metre of centre line (the whole track).
     assert episode_return == pytest.approx(-0.06 * steps + 0.01 * env.track.length_m, abs=1e-3)
     frame = env.render()
-    assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
+    assert frame.shape == (480, 640, 3) and frame.dtype == np.uint8  # the top-down view (tests/test_viz.py)
 
 
 @pytest.mark.parametrize("track_name", builtin_track_names())

@@ -24,8 +24,8 @@ N_ACTIONS_DRIVEN = 40
 def saved_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     actions = np.full(N_ACTIONS_DRIVEN, ACCELERATE_ACTION)
     race = simulate_actions(load_track("easy"), actions)
-    return save_best_run(tmp_path_factory.mktemp("saved") / "run", "easy", "easy", None, 2_000, actions, race.positions_m,
-                         EnvironmentConfig(), RewardsConfig(), frames=123)  # fmt: skip
+    return save_best_run(tmp_path_factory.mktemp("saved") / "run", "easy", "easy", None, 2_000, actions,
+                         race.positions_m, EnvironmentConfig(), RewardsConfig(), frames=123)  # fmt: skip
 
 
 @pytest.fixture

@@ -117,6 +117,19 @@ def test_smoke_run_learns_to_finish_and_writes_everything(tmp_path: Path, capsys
     assert main(["replay", str(best_dir)]) == 0
     assert "OK" in capsys.readouterr().out
 
+    # Pictures of it: a video and a line plot from the real run; TensorBoard holds one line image per new best.
+    video, plot = tmp_path / "best.mp4", tmp_path / "best.png"
+    assert main(["replay", str(best_dir), "--video", str(video), "--plot", str(plot)]) == 0
+    assert video.stat().st_size > 10_000 and plot.stat().st_size > 10_000
+    images = EventAccumulator(str(run_tb), size_guidance={"images": 0})
+    images.Reload()
+    new_best_steps, best_so_far = [], float("inf")
+    for step, value in alltime:  # alltime_min_ms is logged after every race; it drops at each new best
+        if value < best_so_far:
+            new_best_steps.append(step)
+            best_so_far = value
+    assert [image.step for image in images.Images(tb.best_line_image_tag("easy"))] == new_best_steps
+
 
 def children_of(pid: int) -> list[int]:
     found = []

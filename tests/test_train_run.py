@@ -271,3 +271,41 @@ def test_a_config_snapshot_that_is_not_utf8_is_named_on_resume(tmp_path: Path, c
                  "--logdir", str(tmp_path / "tb"), "--no-live"]) == 2  # fmt: skip
     err = capsys.readouterr().err
     assert f"{run_dir / 'config_snapshot.yaml'}: not a UTF-8 text file (byte offset 14" in err
+
+
+def test_each_new_best_is_saved_and_logged_as_a_line_image(tmp_path: Path) -> None:
+    import numpy as np
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from trackrl.sim.drivers import braking_driver_actions, scripted_race_actions
+    from trackrl.sim.rollout import simulate_actions
+    from trackrl.sim.track import load_track
+    from trackrl.train import tb
+    from trackrl.train.collector import Rollout
+    from trackrl.train.map_cycle import RaceSlot
+
+    options = TrainOptions(run_name="best", save_dir=tmp_path / "save", logdir=tmp_path / "tb", live=False)
+    trainer = Trainer(load_config(SMOKE), options)
+    track = load_track("easy")
+
+    def scripted_rollout(still_actions: int) -> Rollout:
+        actions = scripted_race_actions(track, braking_driver_actions, first_actions=[3] * still_actions)
+        race = simulate_actions(track, actions)
+        assert race.finished
+        return Rollout(
+            collector_id=0, map_cycle_position=0, slot=RaceSlot("easy", None, is_exploration=False, fill_buffer=False),
+            images=None, floats=np.zeros((len(actions) + 1, 1), np.float32), actions=np.asarray(actions),
+            rewards=race.rewards, positions_m=race.positions_m.astype(np.float32), finished=True, terminated=True,
+            race_time_ms=race.race_time_ms, mean_q=0.0, weights_version=0,
+        )  # fmt: skip
+
+    new_best_frames = []
+    for still_actions, is_new_best in ((6, True), (8, False), (0, True)):  # a best, a slower race, a faster one
+        trainer.handle_rollout(scripted_rollout(still_actions))
+        if is_new_best:
+            new_best_frames.append(trainer.frames)
+    trainer.writer.close()
+    accumulator = EventAccumulator(str(tmp_path / "tb" / "best"), size_guidance={"images": 0})
+    accumulator.Reload()
+    assert [image.step for image in accumulator.Images(tb.best_line_image_tag("easy"))] == new_best_frames
+    assert len(list((tmp_path / "save" / "best" / "best_runs").iterdir())) == 2

@@ -70,3 +70,33 @@ def test_console_line_shows_no_loss_before_the_first_batch() -> None:
     assert "loss — (filling buffer)" in format_plain_line(resumed)
     learning = ProgressSnapshot("r", 1000, 3, 1, 900, 0.5, 256.0, 99.0, 0.0625, 12.0)
     assert "loss 0.0625" in format_plain_line(learning)
+
+
+def test_best_line_image_is_logged_and_the_scalar_reader_skips_it(tmp_path: Path) -> None:
+    import imageio.v2 as imageio
+    import numpy as np
+
+    from trackrl.analysis.runs import read_folder
+    from trackrl.sim.track import load_track
+    from trackrl.viz.lines import LineImages
+
+    track = load_track("easy")
+    positions = track.centerline_m[::4]
+    speeds = np.linspace(0.0, 60.0, len(positions))
+    images = LineImages()
+    image = images.image(track, positions, speeds, "12.345 s at 1,000 frames")
+    assert image.dtype == np.uint8 and image.shape[2] == 3 and 300 <= max(image.shape[:2]) <= 500
+    without_line = images.image(track, positions[:1], speeds[:1], "12.345 s at 1,000 frames")
+    assert (np.abs(image.astype(int) - without_line).max(axis=2) > 40).sum() > 500  # the line is drawn
+    writer = tb.RunWriter(str(tmp_path), "r")
+    writer.add_scalars({tb.BUFFER_SIZE: 1.0}, 10, "")
+    writer.add_image(tb.best_line_image_tag("easy"), image, 10, "")
+    writer.close()
+    accumulator = EventAccumulator(str(tmp_path / "r"), size_guidance={"images": 0})
+    accumulator.Reload()
+    (logged,) = accumulator.Images("Race/best_line_easy")
+    assert logged.step == 10 and (logged.height, logged.width) == image.shape[:2]
+    assert np.array_equal(imageio.imread(logged.encoded_image_string), image)  # PNG: lossless
+    per_file, _, _ = read_folder(tmp_path / "r")
+    tags = {tag for series in per_file for tag in series}
+    assert tags == {tb.BUFFER_SIZE}  # trackrl compare reads scalars only; the image is not a race metric

@@ -36,7 +36,7 @@ def _add_track_commands(subparsers: argparse._SubParsersAction) -> None:
     plot.add_argument("track")
     plot.add_argument("--road-width", type=float, default=None)
     plot.add_argument("-o", "--output", default="track.png")
-    plot.set_defaults(handler=_lazy("trackrl.sim.commands", "cmd_track_plot"))
+    plot.set_defaults(handler=_lazy("trackrl.viz.commands", "cmd_track_plot"))
 
 
 def _add_train_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -52,8 +52,11 @@ def _add_train_commands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--logdir", default="tensorboard")
     train.add_argument("--no-live", action="store_true", help="plain log lines instead of the live view")
     train.set_defaults(handler=_lazy("trackrl.train.commands", "cmd_train"))
-    replay = subparsers.add_parser("replay", help="re-simulate a saved best run and check its race time")
+    replay = subparsers.add_parser("replay", help="re-simulate a saved best run and check its race time; draw it")
     replay.add_argument("best_run_dir")
+    replay.add_argument("--video", default=None, help="write a top-down video of the run here (.mp4 or .gif)")
+    replay.add_argument("--speed", type=float, default=1.0, help="video speed: 1 = real time (20 actions/s)")
+    replay.add_argument("--plot", default=None, help="write the racing line vs the reference here (.png)")
     replay.set_defaults(handler=_lazy("trackrl.train.commands", "cmd_replay"))
 
 

@@ -127,17 +127,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for finding in comparison.findings:
         console.print(f"  • {finding.replace('**', '')}", highlight=False)
     figures: list[Path] = []
+    line_figures: list[Path] = []
     if args.plots:
         from trackrl.analysis.plots import plot_metrics  # matplotlib only when asked
+        from trackrl.analysis.racing_lines import plot_racing_lines
 
         figures = plot_metrics(runs, comparison.metrics, comparison.time_axis, comparison.common_window, args.plots)
-        console.print(f"wrote {len(figures)} plot(s) to {args.plots}")
+        def warn(message: str) -> None:
+            console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+        line_figures = plot_racing_lines(args.runs, save_dir, Path(args.plots), warn)
+        console.print(f"wrote {len(figures)} plot(s) and {len(line_figures)} racing-line figure(s) to {args.plots}")
     if args.json:
         write_json(args.json, comparison)
         console.print(f"wrote {args.json}")
     if args.report:
         report_dir = Path(args.report).resolve().parent
-        text = render_report(comparison, figures=[f.resolve() for f in figures], report_dir=report_dir)
+        text = render_report(comparison, figures=[f.resolve() for f in figures], report_dir=report_dir,
+                             line_figures=[f.resolve() for f in line_figures])  # fmt: skip
         atomic_write_text(args.report, text)
         console.print(f"wrote {args.report}")
     return 0

@@ -93,7 +93,7 @@ def _run_analysis(runs: Sequence[RunSummary]) -> list[str]:
 
 
 def render_report(comparison: Comparison, title: str | None = None, figures: Sequence[Path] = (),
-                  report_dir: Path | None = None) -> str:  # fmt: skip
+                  report_dir: Path | None = None, line_figures: Sequence[Path] = ()) -> str:  # fmt: skip
     names = [run.name for run in comparison.runs]
     axis = comparison.time_axis
     maps = sorted({m.map_name for m in comparison.metrics if m.map_name})
@@ -118,13 +118,22 @@ def render_report(comparison: Comparison, title: str | None = None, figures: Seq
             header, body = metric_table(comparison, metric, table_axis)
             if body:
                 lines += [f"By {AXIS_LABELS[table_axis]}:", "", *_markdown_table(header, body), ""]
+    if line_figures:
+        lines += ["## Racing lines", "", "Each run's best run per map (from `save/<run>/best_runs/`), the reference "
+                  "line dashed.", ""]  # fmt: skip
+        lines += _figure_links(line_figures, report_dir)
     if figures:
-        lines += ["## Figures", ""]
-        for figure in figures:
-            link = os.path.relpath(figure, report_dir) if report_dir is not None else str(figure)
-            lines += [f"![{figure.stem}]({Path(link).as_posix()})", ""]
+        lines += ["## Figures", "", *_figure_links(figures, report_dir)]
     lines += ["## Methodology", "", *METHODOLOGY]
     return "\n".join(lines) + "\n"
+
+
+def _figure_links(figures: Sequence[Path], report_dir: Path | None) -> list[str]:
+    lines = []
+    for figure in figures:
+        link = os.path.relpath(figure, report_dir) if report_dir is not None else str(figure)
+        lines += [f"![{figure.stem}]({Path(link).as_posix()})", ""]
+    return lines
 
 
 METHODOLOGY = [

@@ -5,11 +5,15 @@ Both read only the float observation (like an agent would), vectorised over cars
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
 from trackrl.config import EnvironmentConfig
 from trackrl.sim.car import DEFAULT_CAR, CarParams
+from trackrl.sim.env import VecRaceEnv
 from trackrl.sim.observation import float_input_layout
+from trackrl.sim.track import Track
 
 ACCEL, ACCEL_LEFT, ACCEL_RIGHT, BRAKE, BRAKE_LEFT, BRAKE_RIGHT = 0, 1, 2, 6, 7, 8
 
@@ -72,3 +76,24 @@ def braking_driver_actions(
     accelerate_actions = np.array([ACCEL, ACCEL_LEFT, ACCEL_RIGHT])
     brake_actions = np.array([BRAKE, BRAKE_LEFT, BRAKE_RIGHT])
     return np.where(brake, brake_actions[steer], accelerate_actions[steer]).astype(np.int64)
+
+
+def scripted_race_actions(
+    track: Track,
+    driver: Callable[[np.ndarray, EnvironmentConfig], np.ndarray],
+    env_config: EnvironmentConfig | None = None,
+    first_actions: Sequence[int] = (),
+) -> list[int]:
+    """The actions one car takes from the start until its race ends (finish or cutoff): ``first_actions``, then
+    ``driver(floats, env_config)`` at every step."""
+    env = VecRaceEnv(track, 1, env_config=env_config, render_images=False)
+    _, floats = env.reset()
+    actions: list[int] = []
+    while True:
+        scripted = len(actions) < len(first_actions)
+        action = int(first_actions[len(actions)]) if scripted else int(driver(floats, env.env_config)[0])
+        actions.append(action)
+        result = env.step(np.array([action], dtype=np.int64))
+        floats = result.floats
+        if result.terminated[0] or result.truncated[0]:
+            return actions

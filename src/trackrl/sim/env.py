@@ -294,6 +294,18 @@ class VecRaceEnv:
         return self._state[:, STATE_PROGRESS].copy()
 
     @property
+    def race_times_ms(self) -> np.ndarray:
+        """(B,) race clock of each car (the finish time once finished)."""
+        return self._race_time_ms.copy()
+
+    @property
+    def last_actions(self) -> np.ndarray:
+        """(B,) the action each car applied last; -1 before its first step (or with no previous-action inputs)."""
+        if self._previous_actions.shape[1] == 0:
+            return np.full(self.num_cars, -1, dtype=np.int64)
+        return self._previous_actions[:, 0].copy()
+
+    @property
     def sliding(self) -> np.ndarray:
         return self._flags[:, 0].copy()
 

@@ -263,10 +263,10 @@ class RaceEnv(gymnasium.Env):
         use_image: False drops the camera (observation = the float Box; about 4x faster).
         normalize_floats: True gives (x − mean) / std of each float (`sim/observation.py`'s constants).
         image_size_px: (height, width) of the camera.
-        render_mode: "rgb_array" or None.
+        render_mode: "rgb_array" (the top-down replay view with the camera inset), "human" (a window) or None.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "human"], "render_fps": 20}
 
     def __init__(
         self,
@@ -285,6 +285,12 @@ class RaceEnv(gymnasium.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode}")
         self.render_mode = render_mode
+        self._view: Any = None  # trackrl.viz.gym_view.RaceView, made on the first render
+        self._window: Any = None
+        if render_mode == "human":
+            from trackrl.viz.gym_view import require_display  # lazy: drawing lives above sim, in trackrl.viz
+
+            require_display()
         self._batch = RaceBatch(1, track, road_width_m, env_config, rewards_config, reward, progress_reward, start,
                                 use_image, normalize_floats, image_size_px)  # fmt: skip
         self.track = self._batch.track
@@ -297,6 +303,8 @@ class RaceEnv(gymnasium.Env):
         self._batch.seed_car(0, self.np_random)
         self._batch.reset_cars(np.array([0]), [reset_start(options, self._batch.start)])
         self._last_image = self._batch.camera_image(0)
+        if self.render_mode == "human":
+            self.render()
         return self._batch.observation(0), self._batch.info(0)
 
     def step(self, action: int) -> tuple[Any, float, bool, bool, dict]:
@@ -305,9 +313,29 @@ class RaceEnv(gymnasium.Env):
         rewards, terminated, truncated = self._batch.step(np.array([int(action)], dtype=np.int64))
         self._last_image = self._batch.camera_image(0)
         observation = self._batch.observation(0)
+        if self.render_mode == "human":
+            self.render()
         return observation, float(rewards[0]), bool(terminated[0]), bool(truncated[0]), self._batch.info(0)
 
     def render(self) -> np.ndarray | None:
-        if self.render_mode == "rgb_array":
-            return np.repeat(self._last_image[0][:, :, None], 3, axis=2)
-        return None
+        """rgb_array: the top-down view of `trackrl replay --video` (480x640x3 uint8: the track around the car, its
+        trail by speed, race time, speed, the keys of the last action) with the agent's 64x64 camera inset.
+        human: the same frame in a window (a display is required)."""
+        if self.render_mode is None:
+            return None
+        from trackrl.viz.gym_view import RaceView, Window  # lazy: drawing lives above sim, in trackrl.viz
+
+        if self._view is None:
+            self._view = RaceView(self._batch.vec)
+        frame = self._view.rgb_array(self._last_image[0])
+        if self.render_mode == "human":
+            if self._window is None:
+                self._window = Window(self.metadata["render_fps"])
+            self._window.show(frame)
+            return None
+        return frame
+
+    def close(self) -> None:
+        if self._window is not None:
+            self._window.close()
+            self._window = None

@@ -173,12 +173,20 @@ def _meta_fields(meta: Any, path: Path) -> tuple[int, str, float | None, Environ
 
 
 def load_best_run(folder: Path) -> BestRun:
+    """Read and check a best-run folder; BestRunError naming the file for anything missing or inconsistent."""
     folder = Path(folder)
     if not folder.is_dir():
         raise BestRunError(f"{folder}: not a best-run folder (expected {META_FILE}, {ACTIONS_FILE} inside)")
+    for name in (META_FILE, ACTIONS_FILE):
+        if not (folder / name).is_file():
+            raise BestRunError(f"{folder}: {name} is missing (a partial or foreign best-run folder)")
     meta_path = folder / META_FILE
-    race_time_ms, map_name, width, environment, rewards = _meta_fields(load_json(meta_path), meta_path)
-    actions = _check_actions(load_json(folder / ACTIONS_FILE), folder / ACTIONS_FILE, environment)
+    try:
+        meta, actions = load_json(meta_path), load_json(folder / ACTIONS_FILE)
+    except UserError as error:
+        raise BestRunError(str(error)) from None
+    race_time_ms, map_name, width, environment, rewards = _meta_fields(meta, meta_path)
+    actions = _check_actions(actions, folder / ACTIONS_FILE, environment)
     trajectory = _check_trajectory(folder / TRAJECTORY_FILE, len(actions))
     return BestRun(race_time_ms, map_name, width, actions, trajectory, environment, rewards)
 
@@ -195,13 +203,14 @@ def first_divergence(saved_m: np.ndarray | None, simulated_m: np.ndarray, tolera
     return None if len(saved_m) == len(simulated_m) else n
 
 
-def replay_best_run(folder: Path) -> tuple[BestRun, Any]:
-    """Re-simulate a saved best run; return (saved run, SimulatedRace)."""
+def replay_best_run(folder: Path, record_images: bool = False) -> tuple[BestRun, Any]:
+    """Re-simulate a saved best run (with the agent camera's views if asked); return (saved run, SimulatedRace)."""
     from trackrl.sim.rollout import simulate_actions
     from trackrl.sim.track import load_track
 
     best_run = load_best_run(folder)
     track = load_track(best_run.map_name, best_run.road_width_m)
     actions = np.asarray(best_run.actions, dtype=np.int64)
-    simulated = simulate_actions(track, actions, env_config=best_run.environment, rewards_config=best_run.rewards)
+    simulated = simulate_actions(track, actions, env_config=best_run.environment, rewards_config=best_run.rewards,
+                                 record_images=record_images)  # fmt: skip
     return best_run, simulated

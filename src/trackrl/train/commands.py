@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trackrl.config.loader import load_config
 from trackrl.config.schema import TrackRLConfig
+from trackrl.errors import UserError
 from trackrl.train.checkpoint import CONFIG_SNAPSHOT_FILE, CheckpointError
 from trackrl.train.run import TrainOptions, config_differences, race_time_ratio, train
+
+if TYPE_CHECKING:
+    from trackrl.sim.rollout import SimulatedRace
+    from trackrl.train.best_runs import BestRun
 
 DEFAULT_CONFIG = "configs/a01.yaml"
 
@@ -63,18 +69,59 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from trackrl.train.best_runs import first_divergence, replay_best_run
 
-    best_run, simulated = replay_best_run(Path(args.best_run_dir))
+    video = getattr(args, "video", None)
+    if video is not None:
+        from trackrl.viz.video import check_video_path
+
+        check_video_path(video)  # before the re-simulation: a wrong suffix fails at once
+    plot = getattr(args, "plot", None)
+    if plot is not None and Path(plot).suffix.lower() != ".png":
+        raise UserError(f"--plot {plot}: the file must end in .png")
+    speed = float(getattr(args, "speed", 1.0))
+    if not 0.05 <= speed <= 10.0:
+        raise UserError(f"--speed must be between 0.05 and 10 (1 = real time, 20 actions per second), got {speed}")
+    best_run, simulated = replay_best_run(Path(args.best_run_dir), record_images=video is not None)
     saved_s, simulated_s = best_run.race_time_ms / 1000, simulated.race_time_ms / 1000
-    if simulated.finished and simulated.race_time_ms == best_run.race_time_ms:
+    matches = simulated.finished and simulated.race_time_ms == best_run.race_time_ms
+    if matches:
         print(f"OK: {best_run.map_name} re-simulated in {simulated_s:.3f} s = saved {saved_s:.3f} s")
-        return 0
-    status = "finished" if simulated.finished else "did not finish"
-    print(f"mismatch: {best_run.map_name} saved {saved_s:.3f} s, re-simulated {simulated_s:.3f} s ({status})")
-    step = first_divergence(best_run.trajectory_m, simulated.positions_m)
-    if step is not None:
-        time_ms = step * 10 * best_run.environment.tm_engine_step_per_action
-        print(
-            f"  the trajectory leaves the saved one after action {step} (t = {time_ms} ms): "
-            "the simulator or its config changed since the run was saved"
-        )
-    return 1
+    else:
+        status = "finished" if simulated.finished else "did not finish"
+        print(f"mismatch: {best_run.map_name} saved {saved_s:.3f} s, re-simulated {simulated_s:.3f} s ({status})")
+        step = first_divergence(best_run.trajectory_m, simulated.positions_m)
+        if step is not None:
+            time_ms = step * 10 * best_run.environment.tm_engine_step_per_action
+            print(
+                f"  the trajectory leaves the saved one after action {step} (t = {time_ms} ms): "
+                "the simulator or its config changed since the run was saved"
+            )
+    if video is not None or plot is not None:
+        _draw_replay(args, best_run, simulated, speed, note="" if matches else " (re-simulated; differs from saved)")
+    return 0 if matches else 1
+
+
+def _draw_replay(
+    args: argparse.Namespace, best_run: BestRun, simulated: SimulatedRace, speed: float, note: str
+) -> None:
+    """--video: top-down frames at real time x speed; --plot: the line, the reference and the time-delta strip."""
+    import numpy as np
+
+    from trackrl.sim.track import load_track
+
+    track = load_track(best_run.map_name, best_run.road_width_m)
+    label = f"best run {Path(args.best_run_dir).name}{note}"
+    if getattr(args, "video", None) is not None:
+        from trackrl.viz.video import race_frames, write_video
+
+        actions_per_s = 1000.0 / (10 * best_run.environment.tm_engine_step_per_action)
+        fps = actions_per_s * speed
+        actions = np.asarray(best_run.actions, dtype=np.int64)
+        frames = race_frames(track, simulated, actions, fps, title=f"{track.name} · {label}")
+        count = write_video(frames, args.video, fps)
+        print(f"wrote {args.video} ({count} frames at {fps:g} fps)")
+    if getattr(args, "plot", None) is not None:
+        from trackrl.viz.lines import RunLine, write_line_plot
+
+        run = RunLine(label, simulated.positions_m, simulated.speeds_mps, simulated.race_time_ms, simulated.finished)
+        write_line_plot(args.plot, track, run, simulated.progress_m, simulated.race_times_ms / 1000.0)
+        print(f"wrote {args.plot}")

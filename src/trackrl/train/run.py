@@ -41,6 +41,7 @@ from trackrl.train.processes import CollectorPool, SharedWeights
 from trackrl.train.resources import check_folders_writable, check_memory
 from trackrl.train.run_lock import LOCK_FILE, RunLock
 from trackrl.train.stats import AccumulatedStats, RaceOutcome, record_race
+from trackrl.viz.lines import LineImages, speeds_from_positions
 
 BATCHES_PER_POLL = 8  # gradient steps between two polls of the rollout queues
 MAX_BATCHES_OWED_TO_POLL = 32  # beyond this debt the learner lets the queues fill (backpressure on collectors)
@@ -249,6 +250,7 @@ class Trainer:
         if options.resume:
             suffixes = [str(suffix) for _, suffix in config.training.tensorboard_suffix_schedule]
             self.writer.purge_existing(suffixes, other_runs=other_runs_in(Path(options.save_dir), options.run_name))
+        self.line_images = LineImages()
         self.config_yaml = config_to_yaml(config)
         self.config_data = config_to_dict(config)
         self.batches_at_start = self.stats.cumul_number_batches_done
@@ -323,7 +325,19 @@ class Trainer:
                 rollout.race_time_ms, rollout.actions, rollout.positions_m, self.config.environment,
                 self.config.rewards, self.frames,
             )
+            self.log_best_line(rollout)
         self.loop.apply_memory_schedule(self.frames)
+
+    def log_best_line(self, rollout: Rollout) -> None:
+        """The new best run's line as a TensorBoard image (a ~480 px NumPy drawing on a picture cached per map)."""
+        from trackrl.sim.track import load_track
+
+        track = load_track(rollout.slot.map_name, rollout.slot.road_width_m)
+        action_ms = 10 * self.config.environment.tm_engine_step_per_action
+        speeds_mps = speeds_from_positions(rollout.positions_m, action_ms)
+        caption = f"{rollout.race_time_ms / 1000:.3f} s at {self.frames:,} frames"
+        image = self.line_images.image(track, rollout.positions_m, speeds_mps, caption)
+        self.writer.add_image(tb.best_line_image_tag(rollout.slot.map_name), image, self.frames, self.suffix())
 
     # --- periodic ---------------------------------------------------------------------------------------------
     def update_counters(self) -> None:

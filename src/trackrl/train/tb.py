@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 RaceKind = Literal["explo", "eval"]
 MapStatus = Literal["trained", "blind"]
@@ -57,6 +57,11 @@ def eval_race_time_robust_tag(status: MapStatus, map_name: str) -> str:
 def alltime_min_ms_tag(map_name: str) -> str:
     """Best finished race time so far in ms (a DNF is never a best)."""
     return f"alltime_min_ms_{map_name}"
+
+
+def best_line_image_tag(map_name: str) -> str:
+    """An image (not a scalar) of each new best run's line on the track, at the frame it was driven."""
+    return f"Race/best_line_{map_name}"
 
 
 def avg_q_tag(status: MapStatus, map_name: str) -> str:
@@ -171,6 +176,10 @@ class RunWriter:
         writer = self._writer_for(suffix)
         for tag, value in scalars.items():
             writer.add_scalar(tag, float(value), global_step=int(frames), walltime=wall_time)
+
+    def add_image(self, tag: str, image_hwc: Any, frames: int, suffix: str) -> None:
+        """An (H, W, 3) uint8 image (TensorBoard stores it as a PNG)."""
+        self._writer_for(suffix).add_image(tag, image_hwc, global_step=int(frames), dataformats="HWC")
 
     def flush(self) -> None:
         if self._writer is not None:
