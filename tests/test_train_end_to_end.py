@@ -17,14 +17,22 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from trackrl.cli import main
-from trackrl.config import config_from_dict
+from trackrl.config import TrackRLConfig, config_from_dict
 from trackrl.train import tb
 from trackrl.train.checkpoint import load_checkpoint, load_json, load_torch
-from trackrl.train.run import TrainOptions, train
+from trackrl.train.collector import Rollout
+from trackrl.train.run import Trainer, TrainOptions
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 SMOKE = CONFIGS / "smoke.yaml"
-LEARNING_FRAMES = 200_000  # the learner keeps the replay ratio, so progress per frame does not depend on CPU speed
+# Frame budget of the learning test. A typical run meets the learning criterion well before it and stops there; the
+# budget is the tail allowance for an unlucky one (see LearningTrainer). The learner keeps the replay ratio by
+# backpressure, so progress per frame does not depend on CPU speed, and the minute limit is only a safety net.
+LEARNING_FRAME_BUDGET = 400_000
+LEARNING_SAFETY_MINUTES = 20.0
+LEARNED_WINDOW_RACES = 100  # exploration races in a row ...
+LEARNED_WINDOW_FINISHES = 30  # ... of which at least this many finish
+LEARNED_BEST_TO_REFERENCE = 1.2  # best race within 20% of the physics limit (the reference lap)
 
 
 def scalars(folder: Path, tag: str) -> list[tuple[int, float]]:
@@ -38,31 +46,64 @@ def tree_digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
+class LearningTrainer(Trainer):
+    """Stops as soon as the run has learned (the criterion the test asserts), instead of after a fixed frame count.
+
+    Two runs with the same seed differ through process timing (which weights a collector holds when), so the frame
+    at which the agent learns varies from run to run; a fixed frame count chosen to be short for the typical run
+    fails the rare slow one (once in ~30 runs there was no finish at all in 200k frames). Stopping on the criterion
+    keeps the typical run short and lets a slow one use the whole budget.
+    """
+
+    def __init__(self, config: TrackRLConfig, options: TrainOptions) -> None:
+        super().__init__(config, options)
+        self.explo_finished: list[bool] = []
+        self.eval_finished: list[bool] = []
+
+    def handle_rollout(self, rollout: Rollout) -> None:
+        super().handle_rollout(rollout)
+        (self.explo_finished if rollout.slot.is_exploration else self.eval_finished).append(rollout.finished)
+
+    def learned(self) -> bool:
+        best_ms = self.stats.alltime_min_ms.get("easy")
+        return (
+            best_ms is not None
+            and best_ms < LEARNED_BEST_TO_REFERENCE * self.reference_ms["easy"]
+            and any(self.eval_finished)  # a greedy race finishes too
+            and len(self.explo_finished) >= 2 * LEARNED_WINDOW_RACES
+            and sum(self.explo_finished[-LEARNED_WINDOW_RACES:]) >= LEARNED_WINDOW_FINISHES
+        )
+
+    def limit_reached(self) -> str | None:
+        return "learned" if self.learned() else super().limit_reached()
+
+
 @pytest.mark.slow
 def test_smoke_run_learns_to_finish_and_writes_everything(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     config = config_from_dict(yaml.safe_load(SMOKE.read_text()))
     options = TrainOptions(
-        run_name="learn", save_dir=tmp_path / "save", logdir=tmp_path / "tb", max_frames=LEARNING_FRAMES,
-        max_minutes=5.0, live=False, log_every_s=2.0,
+        run_name="learn", save_dir=tmp_path / "save", logdir=tmp_path / "tb", max_frames=LEARNING_FRAME_BUDGET,
+        max_minutes=LEARNING_SAFETY_MINUTES, live=False, log_every_s=2.0,
     )
-    summary = train(config, options)
-    assert summary.stop_reason == "max_frames"
+    trainer = LearningTrainer(config, options)
+    summary = trainer.run()
+    explo, evals = trainer.explo_finished, trainer.eval_finished
     # Learning: the agent finishes the easy track (a random policy never does: it stalls or hits the cutoff), its
-    # best is within 20% of the physics limit, and the late races finish regularly, greedy ones included.
-    reference_ms = summary.reference_ms["easy"]
-    assert summary.best_ms["easy"] < 1.2 * reference_ms
+    # best is within 20% of the physics limit, the late exploration races finish regularly, a greedy one finishes.
+    window = explo[-LEARNED_WINDOW_RACES:]
+    assert summary.stop_reason == "learned", (
+        f"not learned within {summary.frames:,} frames ({summary.stop_reason}): {sum(explo)} of {len(explo)} "
+        f"exploration races and {sum(evals)} of {len(evals)} eval races finished, {sum(window)} of the last "
+        f"{len(window)} exploration races; best {summary.best_ms.get('easy', 'none')} ms, reference "
+        f"{summary.reference_ms['easy']} ms"
+    )
+    assert summary.best_ms["easy"] < LEARNED_BEST_TO_REFERENCE * summary.reference_ms["easy"]
     run_tb = tmp_path / "tb" / "learn"
+    # The log agrees race for race with what the trainer saw; none of the first 100 exploration races finish.
     eval_finished = [v for _, v in scalars(run_tb, tb.race_finished_tag("eval", "trained", "easy"))]
     explo_finished = [v for _, v in scalars(run_tb, tb.race_finished_tag("explo", "trained", "easy"))]
-    # Greedy evals are few (1 in 9 races here) and depend on which weights a collector holds at that moment (process
-    # timing), so their late finish *rate* varies between runs; at least one must finish in the second half.
-    assert len(eval_finished) >= 20 and sum(eval_finished[len(eval_finished) // 2 :]) >= 1
-    # Exploration races: none of the first 100 finish; some 100 in a row in the second half finish >= 30% (one CI run
-    # out of many had a late dip to 0 of the last 100 after finishing regularly, so the window is not pinned to the
-    # very end).
-    assert len(explo_finished) >= 200 and sum(explo_finished[:100]) == 0
-    late_windows = range(len(explo_finished) // 2, len(explo_finished) - 100 + 1)
-    assert max(sum(explo_finished[start : start + 100]) for start in late_windows) >= 30
+    assert explo_finished == [float(f) for f in explo] and eval_finished == [float(f) for f in evals]
+    assert sum(explo_finished[:100]) == 0
 
     # Required tags, global step = frames.
     required = [
@@ -86,7 +127,7 @@ def test_smoke_run_learns_to_finish_and_writes_everything(tmp_path: Path, capsys
     # Save-state.
     run_dir = tmp_path / "save" / "learn"
     learner_state, stats = load_checkpoint(run_dir)
-    assert stats["cumul_number_frames_played"] == summary.frames >= LEARNING_FRAMES
+    assert stats["cumul_number_frames_played"] == summary.frames
     assert stats["cumul_number_batches_done"] == summary.batches_done > 0
     assert stats["tensorboard_folders"] == ["learn"] and stats["alltime_min_ms"] == summary.best_ms
     assert set(stats["rolling_mean_ms"]) == {"easy"} and stats["cumul_training_hours"] > 0

@@ -70,3 +70,28 @@ def test_console_line_shows_no_loss_before_the_first_batch() -> None:
     assert "loss — (filling buffer)" in format_plain_line(resumed)
     learning = ProgressSnapshot("r", 1000, 3, 1, 900, 0.5, 256.0, 99.0, 0.0625, 12.0)
     assert "loss 0.0625" in format_plain_line(learning)
+
+
+def test_tag_names_are_the_literal_linesight_names() -> None:
+    # Literal strings from REFERENCE.md "TensorBoard tags": the names Linesight/rulka dashboards and `trackrl compare`
+    # look for. Written out, not built with the functions under test.
+    assert tb.race_time_tag("explo", "trained", "A01") == "Race/explo_race_time_trained_A01"
+    assert tb.race_time_tag("eval", "blind", "map5") == "Race/eval_race_time_blind_map5"
+    assert tb.race_finished_tag("explo", "blind", "A01") == "Race/explo_race_finished_blind_A01"
+    assert tb.race_finished_tag("eval", "trained", "A01") == "Race/eval_race_finished_trained_A01"
+    assert tb.eval_race_time_robust_tag("trained", "A01") == "Race/eval_race_time_robust_trained_A01"
+    assert tb.alltime_min_ms_tag("A01") == "alltime_min_ms_A01"
+    assert tb.avg_q_tag("blind", "A01") == "RL/avg_Q_blind_A01"
+    assert (tb.map_status(True), tb.map_status(False)) == ("trained", "blind")
+    constants = {
+        tb.CUMUL_TRAINING_HOURS: "cumul_training_hours",
+        tb.TRAINING_LOSS: "Training/loss",
+        tb.TRAINING_LEARNING_RATE: "Training/learning_rate",
+        tb.RL_EPSILON: "RL/epsilon",
+        tb.RL_GAMMA: "RL/gamma",
+        tb.LEARNER_PERCENTAGE_TRAINING: "Performance/learner_percentage_training",
+        tb.TRANSITIONS_LEARNED_PER_SECOND: "Performance/transitions_learned_per_second",
+        tb.BUFFER_SIZE: "Buffer/size",
+    }
+    for value, literal in constants.items():
+        assert value == literal
