@@ -1,4 +1,4 @@
-"""Trainer pieces that need no processes: checkpoint guard against NaN weights, config diff, seeds, folders, busy share."""
+"""Trainer pieces that need no collector processes: NaN checkpoint guard, config diff, seeds, folders, busy share."""
 
 from __future__ import annotations
 
