@@ -240,15 +240,21 @@ def test_kill_collector_then_trainer_then_resume(tmp_path: Path) -> None:
     _, stats = load_checkpoint(run_dir)
     frames_at_kill = stats["cumul_number_frames_played"]
     batches_at_kill = stats["cumul_number_batches_done"]
+    hours_at_kill = stats["cumul_training_hours"]
     assert frames_at_kill > 10_000 and stats["collector_incarnations"] == {"0": 2}
 
     # Resume (config from the snapshot), then stop it with SIGTERM: a clean checkpoint, counters continue.
     log = (tmp_path / "second.log").open("w")
+    started_at = time.monotonic()
     resumed = subprocess.Popen([*base, "--resume", "--max-minutes", "4"], stdout=log, stderr=log)
     try:
+        wait_for(lambda: checkpoint_frames(run_dir) > frames_at_kill, 90, "a first checkpoint after the resume")
+        progress_seen_at = time.monotonic()  # the resumed session started before this
         wait_for(lambda: checkpoint_frames(run_dir) > frames_at_kill + 5_000, 90, "frames after the resume")
+        stop_sent_at = time.monotonic()  # ... and ends after this
         resumed.send_signal(signal.SIGTERM)
         assert resumed.wait(timeout=60) == 0
+        ended_at = time.monotonic()
     finally:
         if resumed.poll() is None:
             resumed.kill()
@@ -256,11 +262,20 @@ def test_kill_collector_then_trainer_then_resume(tmp_path: Path) -> None:
     assert "stopped (SIGTERM)" in (tmp_path / "second.log").read_text()
     _, stats = load_checkpoint(run_dir)
     assert stats["cumul_number_frames_played"] > frames_at_kill + 5_000
-    assert stats["cumul_number_batches_done"] >= batches_at_kill
+    # Counters continue from the checkpoint: batches grew, and the training hours grew by the resumed session's
+    # duration, bounded by what the test saw of it (they would restart from 0 if the resume lost them).
+    assert stats["cumul_number_batches_done"] > batches_at_kill
+    added_s = 3600 * (stats["cumul_training_hours"] - hours_at_kill)
+    assert stop_sent_at - progress_seen_at < added_s <= ended_at - started_at
     assert stats["tensorboard_folders"] == ["kill"]
     # TensorBoard continuity: one folder, steps never go back (events after the last checkpoint are purged).
-    steps = [step for step, _ in scalars(tmp_path / "tb" / "kill", tb.TRAINING_BATCHES_DONE)]
+    batches_logged = scalars(tmp_path / "tb" / "kill", tb.TRAINING_BATCHES_DONE)
+    steps = [step for step, _ in batches_logged]
     assert steps == sorted(steps) and steps[-1] == stats["cumul_number_frames_played"]
+    assert batches_logged[-1][1] == stats["cumul_number_batches_done"]
+    assert scalars(tmp_path / "tb" / "kill", tb.CUMUL_TRAINING_HOURS)[-1][1] == pytest.approx(
+        stats["cumul_training_hours"], abs=1 / 3600
+    )
     # The log and the save-state agree race for race: what the killed process logged after its last checkpoint is
     # purged, and nothing the checkpoint counted is.
     for kind in ("explo", "eval"):
