@@ -210,3 +210,17 @@ def test_finish_time_is_exact_at_tick_resolution() -> None:
     assert step == 101  # ticks 501..505
     assert result.finished[0] and result.race_time_ms[0] == 5010
     assert result.progress_m[0] == pytest.approx(100.05)
+
+
+def test_the_start_line_is_a_wall_for_a_car_reversing() -> None:
+    # Holding brake from a standstill reverses; the car must not leave the track backwards through the start line,
+    # and what is left of its motion there points into the track, not out of it.
+    env = VecRaceEnv(straight_track(200.0), 1, env_config=LONG_RACE, render_images=False)
+    env.set_car_state(0, (3.0, 0.0), 0.0, (0.0, 0.0))
+    reversed_m = 0.0
+    for _ in range(60):
+        result = env.step(np.array([BRAKE]))
+        reversed_m = max(reversed_m, 3.0 - result.positions_m[0, 0])
+        assert result.positions_m[0, 0] >= -1e-9 and result.progress_m[0] >= 0.0
+    assert reversed_m > 2.9  # it did reverse up to the line
+    assert env.wall_contact[0] and env.velocities_mps[0, 0] >= -1e-9
