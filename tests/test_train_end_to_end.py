@@ -98,6 +98,7 @@ def test_smoke_run_learns_to_finish_and_writes_everything(tmp_path: Path, capsys
         f"{summary.reference_ms['easy']} ms"
     )
     assert summary.best_ms["easy"] < LEARNED_BEST_TO_REFERENCE * summary.reference_ms["easy"]
+    print(f"learned at {summary.frames} frames")  # for measuring the spread over many runs (pytest -rP)
     run_tb = tmp_path / "tb" / "learn"
     # The log agrees race for race with what the trainer saw; none of the first 100 exploration races finish.
     eval_finished = [v for _, v in scalars(run_tb, tb.race_finished_tag("eval", "trained", "easy"))]
