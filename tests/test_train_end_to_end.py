@@ -106,13 +106,13 @@ def test_smoke_run_learns_to_finish_and_writes_everything(tmp_path: Path, capsys
     assert explo_finished == [float(f) for f in explo] and eval_finished == [float(f) for f in evals]
     assert sum(explo_finished[:100]) == 0
 
-    # Required tags, global step = frames.
+    # Required tags (literal Linesight names, REFERENCE.md), global step = frames.
     required = [
-        tb.race_time_tag("explo", "trained", "easy"), tb.race_time_tag("eval", "trained", "easy"),
-        tb.race_finished_tag("explo", "trained", "easy"), tb.eval_race_time_robust_tag("trained", "easy"),
-        tb.alltime_min_ms_tag("easy"), tb.avg_q_tag("trained", "easy"), tb.TRAINING_LOSS, tb.TRAINING_BATCHES_DONE,
-        tb.CUMUL_TRAINING_HOURS, tb.LEARNER_PERCENTAGE_TRAINING, tb.TRANSITIONS_LEARNED_PER_SECOND,
-        tb.TRAINING_LEARNING_RATE, tb.RL_EPSILON, tb.RL_EPSILON_BOLTZMANN, tb.RL_GAMMA, tb.BUFFER_SIZE,
+        "Race/explo_race_time_trained_easy", "Race/eval_race_time_trained_easy",
+        "Race/explo_race_finished_trained_easy", "Race/eval_race_time_robust_trained_easy", "alltime_min_ms_easy",
+        "RL/avg_Q_trained_easy", "Training/loss", "cumul_training_hours", "Performance/learner_percentage_training",
+        "Performance/transitions_learned_per_second", "Training/learning_rate", "RL/epsilon", "RL/gamma",
+        "Buffer/size", tb.TRAINING_BATCHES_DONE, tb.RL_EPSILON_BOLTZMANN,
     ]
     for tag in required:
         assert scalars(run_tb, tag), f"missing tag {tag}"
