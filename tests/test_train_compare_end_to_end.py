@@ -29,8 +29,10 @@ from trackrl.train.run import Trainer, TrainOptions
 
 SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml"
 NOTHING = ACTION_NAMES.index("nothing")
-FIRST_SESSION_FRAMES = 2_500  # the followers finish their first races by ~1,930 frames
-SECOND_SESSION_FRAMES = 5_000  # total after the resume: a second round of finishes
+# 8 cars: 4,000 frames = 25 s of racing per car (the followers finish the ~324 m track in ~10-12 s today; the smoke
+# cutoff is 30 s), so each session has finishes even with a slower car model.
+FIRST_SESSION_FRAMES = 4_000
+SECOND_SESSION_FRAMES = 8_000  # total after the resume
 
 # Literal Linesight tag names (REFERENCE.md) the trainer must write for the smoke config's map "easy".
 EXPLO_TIME = "Race/explo_race_time_trained_easy"
@@ -93,6 +95,7 @@ def session(tmp_path: Path, resume: bool, max_frames: int) -> RecordingTrainer:
 def test_compare_reads_what_train_wrote_and_counters_continue_across_a_resume(tmp_path: Path) -> None:
     first = session(tmp_path, resume=False, max_frames=FIRST_SESSION_FRAMES)
     assert first.run().stop_reason == "max_frames"
+    assert first.finishes, f"the scripted followers finished no race in {FIRST_SESSION_FRAMES} frames"
     _, before = load_checkpoint(tmp_path / "save" / "e2e")
     assert before["cumul_number_frames_played"] == first.frames_handled >= FIRST_SESSION_FRAMES
     assert before["cumul_races"] == first.races and before["cumul_number_batches_done"] == first.loop.batches_done
@@ -110,6 +113,7 @@ def test_compare_reads_what_train_wrote_and_counters_continue_across_a_resume(tm
     run_started_at = time.monotonic()
     assert second.run().stop_reason == "max_frames"
     run_ended_at = time.monotonic()
+    assert second.finishes, "the scripted followers finished no race in the resumed session"
 
     # ... and continues by exactly what the second session did.
     _, after = load_checkpoint(tmp_path / "save" / "e2e")
