@@ -10,6 +10,7 @@ import json
 import math
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pytest
 from torch.utils.tensorboard import SummaryWriter
@@ -164,6 +165,47 @@ def test_cli_compare_writes_json_report_and_plots(logs: Path, tmp_path: Path) ->
     pngs = sorted(p.name for p in plots.iterdir())
     assert "Race__eval_race_time_trained_A01.png" in pngs and "Training__loss.png" in pngs
     assert all((plots / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    # Image content: 8 x 4.5 in at 110 dpi; each run a line in its colour (matplotlib's cycle: A blue, B orange)
+    # across most of the plot, not just its legend handle (~50 pixels).
+    loss = colour_pixels(plots / "Training__loss.png")
+    assert loss["shape"] == (495, 880)
+    assert loss["#1f77b4"][0] > 300 and loss["#1f77b4"][1] > 0.5 * 880  # A's loss: 1.0 at 1 min -> 0.25 at 40 min
+    race = colour_pixels(plots / "Race__eval_race_time_trained_A01.png")
+    for colour in ("#1f77b4", "#ff7f0e"):  # A and B: finished races and best-so-far step lines
+        assert race[colour][0] > 300 and race[colour][1] > 0.4 * 880
+
+
+def colour_pixels(path: Path) -> dict:
+    """{"shape": (height, width), colour: (pixels of that colour, width in pixels they span)} for A's and B's."""
+    rgb = matplotlib.image.imread(path)[..., :3]
+    found: dict = {"shape": rgb.shape[:2]}
+    for colour in ("#1f77b4", "#ff7f0e"):
+        target = np.array([int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+        mask = np.all(np.abs(rgb - target) < 0.03, axis=2)
+        columns = np.flatnonzero(mask.any(axis=0))
+        found[colour] = (int(mask.sum()), int(columns.max() - columns.min()) if columns.size else 0)
+    return found
+
+
+def test_finished_flags_decide_not_the_race_time(tmp_path: Path) -> None:
+    # Races whose time is below the cutoff but whose flag says not finished (e.g. cut off for no progress and
+    # logged with the elapsed time), and two races at the same step paired with their flags in order: only the
+    # flags tell which races finished.
+    from trackrl.analysis.events import write_scalar_event_file
+
+    races = [(100, 60.0, 12.0, 0), (200, 120.0, 40.0, 1), (300, 180.0, 20.0, 0), (300, 181.0, 35.0, 1),
+             (400, 240.0, 300.0, 0)]  # fmt: skip
+    events = [(RACE, step, T0 + wall, time_s) for step, wall, time_s, _ in races]
+    events += [(FINISHED, step, T0 + wall, float(flag)) for step, wall, _, flag in races]
+    write_scalar_event_file(tmp_path / "tb" / "F" / "events.out.tfevents.1.h", sorted(events, key=lambda e: e[2]))
+    result = compare(["F"], tmp_path / "tb", tmp_path / "save", time_axis="wall_minutes", interval=1.0)
+    assert result.common_window == pytest.approx(3.0)
+    race = _row(result.rows, "wall_minutes", 3.0, "F", RACE)
+    # Finished: 40 s and 35 s only (time < cutoff alone would also count 12 s and 20 s: best 12 s, rate 0.8).
+    assert (race.best, race.mean, race.std, race.finish_rate, race.count, race.last) == (35, 37.5, 2.5, 0.4, 5, 300)
+    assert race.first_finish == pytest.approx(1.0)  # wall +120 s after the first event at +60 s
+    by_frames = _row(result.rows, "frames", 300, "F", RACE)
+    assert (by_frames.best, by_frames.count, by_frames.first_finish) == (35, 4, 200)
 
 
 def test_races_pair_with_their_finished_flag_by_step_and_order() -> None:

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from trackrl.cli import main
 from trackrl.config import (
@@ -39,6 +40,54 @@ def test_unknown_key_names_its_path(tmp_path: Path) -> None:
         load_config(write(tmp_path, "nn:\n  vis:\n    cnn:\n      use_impala: true\n"))
     assert "nn.vis.cnn.use_impala: unknown key" in str(error.value)
     assert str(tmp_path / "config.yaml") in str(error.value)
+
+
+# A misspelt key at every level of the file, written out as a user would (the YAML and the path the message must
+# name). A typo anywhere must fail: silently training on defaults is the worst outcome.
+MISSPELT_KEYS = [
+    ("trainig:\n  batch_size: 64\n", "trainig"),
+    ("seeds: 3\n", "seeds"),
+    ("environment:\n  cutoff_rollout_if_race_not_finished_within_duration: 30000\n",
+     "environment.cutoff_rollout_if_race_not_finished_within_duration"),
+    ("nn:\n  use_images: false\n", "nn.use_images"),
+    ("nn:\n  vis:\n    cnns: {}\n", "nn.vis.cnns"),
+    ("nn:\n  vis:\n    cnn:\n      use_impala: true\n", "nn.vis.cnn.use_impala"),
+    ("btr:\n  use_munchhausen: true\n", "btr.use_munchhausen"),
+    ("training:\n  batchsize: 64\n", "training.batchsize"),
+    ("memory:\n  memory_size: 1000\n", "memory.memory_size"),
+    ("exploration:\n  epsilon: 0.1\n", "exploration.epsilon"),
+    ("rewards:\n  constant_reward_per_s: -1.2\n", "rewards.constant_reward_per_s"),
+    ("map_cycle:\n  entry: []\n", "map_cycle.entry"),
+    ("map_cycle:\n  entries:\n    - {map: a01, repeats: 4}\n", "map_cycle.entries[0].repeats"),
+    ("performance:\n  gpu_collector_count: 2\n", "performance.gpu_collector_count"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "path"), MISSPELT_KEYS, ids=[path for _, path in MISSPELT_KEYS])
+def test_a_misspelt_key_fails_at_every_level(tmp_path: Path, text: str, path: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text))
+    assert f"{path}: unknown key" in str(error.value)
+
+
+def test_every_section_is_covered_by_the_misspelt_key_cases() -> None:
+    # The cases above name every section of the file (a new section needs its case): checked against literal names.
+    sections = {path.split(".")[0].split("[")[0] for _, path in MISSPELT_KEYS if "." in path}
+    assert sections == {"environment", "nn", "btr", "training", "memory", "exploration", "rewards", "map_cycle",
+                        "performance"}  # fmt: skip
+    assert sections == {name for name, value in config_from_dict({}) if isinstance(value, BaseModel)}
+
+
+def test_cli_train_refuses_a_misspelt_section_before_creating_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    config = write(tmp_path, "trainig:\n  batch_size: 64\n")
+    argv = ["train", "--config", str(config), "--run-name", "typo", "--save-dir", str(tmp_path / "save"),
+            "--logdir", str(tmp_path / "tb"), "--no-live", "--max-frames", "100"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "trainig: unknown key" in err and "Traceback" not in err
+    assert not (tmp_path / "save").exists() and not (tmp_path / "tb").exists()
 
 
 def test_wrong_type_names_its_path_and_value(tmp_path: Path) -> None:

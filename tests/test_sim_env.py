@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from trackrl.config import EnvironmentConfig, RewardsConfig
-from trackrl.sim.actions import ACTION_NAMES, ACTIONS, N_ACTIONS
+from trackrl.sim.actions import ACCELERATE_ACTION, ACTION_NAMES, ACTIONS, BRAKE_ACTION, N_ACTIONS
 from trackrl.sim.camera import CAR, OFF_ROAD, ROAD, SKY
 from trackrl.sim.drivers import braking_driver_actions, follow_centerline_actions
 from trackrl.sim.env import VecRaceEnv
@@ -25,12 +25,25 @@ NOTHING = ACTION_NAMES.index("nothing")
 
 
 def test_action_table_is_linesight_order() -> None:
+    # All 12 rows, literally, in Linesight's order (REFERENCE.md): (accelerate, brake, left, right).
+    expected = [
+        ("accel", [1, 0, 0, 0]),
+        ("accel+left", [1, 0, 1, 0]),
+        ("accel+right", [1, 0, 0, 1]),
+        ("nothing", [0, 0, 0, 0]),
+        ("left", [0, 0, 1, 0]),
+        ("right", [0, 0, 0, 1]),
+        ("brake", [0, 1, 0, 0]),
+        ("brake+left", [0, 1, 1, 0]),
+        ("brake+right", [0, 1, 0, 1]),
+        ("accel+brake", [1, 1, 0, 0]),
+        ("accel+brake+left", [1, 1, 1, 0]),
+        ("accel+brake+right", [1, 1, 0, 1]),
+    ]
     assert N_ACTIONS == 12 and ACTIONS.shape == (12, 4) and ACTIONS.dtype == bool
-    assert ACTION_NAMES[0] == "accel" and ACTION_NAMES[6] == "brake"
-    assert ACTIONS[0].tolist() == [True, False, False, False]
-    assert ACTIONS[6].tolist() == [False, True, False, False]
-    assert ACTIONS[11].tolist() == [True, True, False, True]
-    assert len({tuple(row) for row in ACTIONS.tolist()}) == 12
+    assert [name for name, _ in expected] == ACTION_NAMES
+    assert ACTIONS.astype(int).tolist() == [row for _, row in expected]
+    assert (ACCELERATE_ACTION, BRAKE_ACTION) == (0, 6)
 
 
 def test_float_layout_dimension_and_normalisation() -> None:
@@ -223,3 +236,53 @@ def test_car_snapshot_covers_every_per_car_array_and_restores_the_future_exactly
         assert a.race_time_ms[1] == b.race_time_ms[0] and a.rewards[1] == b.rewards[0]
     with pytest.raises(ValueError, match="snapshot has 3 bytes"):
         other.restore_car(0, b"abc")
+
+
+def race_rows(env: VecRaceEnv, car: int, actions: list[int], other_action: int = 0) -> list[tuple]:
+    """Drive ``car`` with ``actions`` (the other cars with ``other_action``) until it is done; its results per step."""
+    rows = []
+    for action in actions:
+        step_actions = np.full(env.num_cars, other_action)
+        step_actions[car] = action
+        result = env.step(step_actions)
+        rows.append(
+            (
+                result.floats[car].tolist(),
+                float(result.rewards[car]),
+                int(result.race_time_ms[car]),
+                bool(result.truncated[car]),
+                bool(result.terminated[car]),
+                result.positions_m[car].tolist(),
+            )
+        )
+        if result.truncated[car] or result.terminated[car]:
+            return rows
+    raise AssertionError("the race did not end")
+
+
+def test_a_car_that_races_again_starts_from_a_clean_state() -> None:
+    # Per-race state (race clock, no-progress clock, previous actions, zone count, shaping potential) must not leak
+    # into a car's next race: the second race with the same actions repeats the first exactly, and a car standing
+    # still is cut off after the configured no-progress time in both races (not sooner or later).
+    cutoff_ms = 1_500
+    config = EnvironmentConfig(cutoff_rollout_if_no_vcp_passed_within_duration_ms=cutoff_ms)
+    rewards_config = RewardsConfig(shaped_reward_dist_to_cur_vcp=-0.1)
+    env = VecRaceEnv(load_track("easy"), 2, env_config=config, rewards_config=rewards_config, render_images=False)
+    first_observation = env.reset()[1][0].copy()
+    left, brake = ACTION_NAMES.index("left"), ACTION_NAMES.index("brake")
+    # Accelerate, steer, brake to a standstill, then steer without throttle (its inputs, unlike "nothing", are not
+    # all zero, so leftover previous actions would show in the next race's first observation).
+    drive_then_stop = [0] * 30 + [1, 2] * 5 + [brake] * 40 + [left] * 400
+    first = race_rows(env, 0, drive_then_stop)
+    assert first[-1][3] and not first[-1][4]  # cut off for no progress, not finished
+    for _ in range(30):  # car 1 keeps racing while car 0 waits, frozen
+        env.step(np.array([NOTHING, 0]))
+    _, floats = env.reset(np.array([0]))
+    np.testing.assert_array_equal(floats[0], first_observation)  # previous actions, speed, zones: as at the start
+    second = race_rows(env, 0, drive_then_stop)
+    assert second == first
+    # Standing still from the start: cut off after exactly the configured time, in a fresh race and in a reused one.
+    for _ in range(2):
+        env.reset(np.array([0]))
+        standing = race_rows(env, 0, [NOTHING] * 400)
+        assert len(standing) == cutoff_ms // env.action_duration_ms and standing[-1][2] == cutoff_ms

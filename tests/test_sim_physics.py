@@ -9,6 +9,7 @@ from trackrl.config import EnvironmentConfig
 from trackrl.sim.actions import ACTION_NAMES
 from trackrl.sim.car import DEFAULT_CAR, CarParams
 from trackrl.sim.env import VecRaceEnv
+from trackrl.sim.observation import float_input_layout
 from trackrl.sim.track import Track, load_track
 
 ACCEL, ACCEL_RIGHT, NOTHING, BRAKE = (ACTION_NAMES.index(n) for n in ("accel", "accel+right", "nothing", "brake"))
@@ -36,13 +37,40 @@ def test_no_passing_through_walls_at_80_mps(angle_deg: float) -> None:
     heading = np.deg2rad(angle_deg)  # towards the right wall (+z)
     env.set_car_state(0, (100.0, 0.0), heading, (80 * np.cos(heading), 80 * np.sin(heading)))
     limit_m = track.road_width_m / 2 - DEFAULT_CAR.car_half_width_m
-    speeds = []
     for _ in range(60):
         result = env.step(np.array([ACCEL_RIGHT]))
         assert abs(result.positions_m[0, 2]) <= limit_m + 1e-9  # z is the lateral offset on this track
+        if env.wall_contact[0]:
+            assert env.velocities_mps[0, 1] <= 1e-9  # never moving on into the wall
+
+
+@pytest.mark.parametrize("angle_deg", [10.0, 45.0, 90.0])
+def test_a_wall_removes_the_outward_speed_and_keeps_the_motion_along_it(angle_deg: float) -> None:
+    # The car touches the right wall (+z) on the first tick, its heading along its velocity (no tyre slip) and no
+    # input: before the wall only drag acts. Invariants for any car constants: the outward speed is gone within the
+    # step, the kinetic energy per mass drops by at least the outward part (v² ≤ v_along²), and what is left moves
+    # along the wall in the direction the car was going.
+    track = straight_track(600.0)
+    env = VecRaceEnv(track, 1, env_config=LONG_RACE, render_images=False)
+    limit_m = track.road_width_m / 2 - DEFAULT_CAR.car_half_width_m
+    heading = np.deg2rad(angle_deg)
+    v_along, v_out = 80 * np.cos(heading), 80 * np.sin(heading)
+    env.set_car_state(0, (100.0, limit_m - 0.01), heading, (v_along, v_out))
+    result = env.step(np.array([NOTHING]))
+    vx, vz = env.velocities_mps[0]
+    assert env.wall_contact[0] and result.positions_m[0, 2] <= limit_m + 1e-9
+    assert vz <= 1e-9  # outward speed removed
+    assert vx**2 + vz**2 <= v_along**2 * (1 + 1e-9)  # energy: at least ½ v_out² per mass lost
+    assert vx >= 0.0  # not thrown backwards
+    if angle_deg < 45.0:
+        assert vx > 0.5 * v_along and abs(vz) < 0.05 * vx  # a grazing hit keeps going, along the wall
+    # Coasting on, the car never gains energy at the wall and never goes back through it.
+    speeds = [result.speed_mps[0]]
+    for _ in range(20):
+        result = env.step(np.array([NOTHING]))
+        assert result.positions_m[0, 2] <= limit_m + 1e-9
         speeds.append(result.speed_mps[0])
-    assert env.wall_contact[0] or speeds[-1] < 80
-    assert speeds[0] < 80  # the impact costs speed
+    assert np.all(np.diff(speeds) <= 1e-9)
 
 
 def test_random_driving_stays_inside_the_road_on_a_curvy_track() -> None:
@@ -101,13 +129,14 @@ def test_braking_distance_grows_with_speed_and_matches_the_brake_force() -> None
         assert d >= v * v / (2 * (car.brake_decel_mps2 + car.drag_per_m * v * v + car.rolling_resistance_mps2)) - 0.5
 
 
-def steer_left_for_one_second(speed_mps: float) -> tuple[bool, float, float]:
-    """On open ground (200 m wide): (slid?, max lateral acceleration, min turn radius of the path)."""
+def steer_for_one_second(speed_mps: float, action: str = "left") -> tuple[bool, float, float, float, float]:
+    """On open ground (200 m wide), heading +x: (slid?, max lateral acceleration, min turn radius of the path,
+    turn of the velocity direction in rad (+ = towards +z), lateral offset z reached in m)."""
     env = VecRaceEnv(straight_track(600.0, width_m=200.0), 1, env_config=LONG_RACE, render_images=False)
     env.set_car_state(0, (100.0, 0.0), 0.0, (speed_mps, 0.0))
     slid, velocities = False, [env.velocities_mps[0]]
     for _ in range(20):
-        env.step(np.array([ACTION_NAMES.index("left")]))
+        result = env.step(np.array([ACTION_NAMES.index(action)]))
         slid |= bool(env.sliding[0])
         velocities.append(env.velocities_mps[0])
     v = np.array(velocities)
@@ -115,20 +144,41 @@ def steer_left_for_one_second(speed_mps: float) -> tuple[bool, float, float]:
     speed = np.linalg.norm(v, axis=1)
     turn_rate = np.abs(np.diff(direction)) / 0.05  # rad/s of the velocity vector
     lateral_accel = turn_rate * 0.5 * (speed[1:] + speed[:-1])
-    return slid, lateral_accel.max(), (0.5 * (speed[1:] + speed[:-1]) / np.maximum(turn_rate, 1e-9)).min()
+    radius = (0.5 * (speed[1:] + speed[:-1]) / np.maximum(turn_rate, 1e-9)).min()
+    return slid, lateral_accel.max(), radius, direction[-1] - direction[0], result.positions_m[0, 2]
 
 
 def test_grip_limit_slow_turns_grip_fast_turns_slide() -> None:
     car = DEFAULT_CAR
     grip_mps2 = car.grip_coefficient * car.gravity_mps2
-    slid, lateral, radius = steer_left_for_one_second(15.0)
+    slid, lateral, radius, _, _ = steer_for_one_second(15.0)
     kappa = car.max_steer_curvature_per_m / (1 + (15.0 / car.steer_reference_speed_mps) ** 2)
     assert not slid and lateral < grip_mps2
     assert radius == pytest.approx(1 / kappa, rel=0.05)  # follows the steering geometry
-    slid, lateral, radius = steer_left_for_one_second(60.0)
+    slid, lateral, radius, _, _ = steer_for_one_second(60.0)
     assert slid  # asks for more than the friction circle: slides
     assert lateral <= grip_mps2 * 1.02  # the tyres never give more than μ g sideways
     assert radius >= 60.0**2 / grip_mps2 * 0.95
+
+
+@pytest.mark.parametrize("speed_mps", [15.0, 60.0])
+def test_steering_left_turns_left_and_right_turns_right(speed_mps: float) -> None:
+    # World frame of this straight track: the car heads +x and its right is +z (the +z wall is the right wall, see
+    # headings_rad), so a left turn sends the velocity towards −z. Gripping (15 m/s) or sliding (60 m/s), the car
+    # goes the way it is steered, and the two sides mirror each other.
+    slid_left, _, _, turn_left, z_left = steer_for_one_second(speed_mps, "left")
+    slid_right, _, _, turn_right, z_right = steer_for_one_second(speed_mps, "right")
+    assert slid_left == slid_right == (speed_mps > 30.0)
+    assert turn_left < -0.1 and z_left < -1.0
+    assert turn_right == pytest.approx(-turn_left, abs=1e-9) and z_right == pytest.approx(-z_left, abs=1e-9)
+    # The car's own inputs agree: after turning left, the centre line (straight ahead at the start) is on its right.
+    env = VecRaceEnv(straight_track(600.0, width_m=16.0), 1, env_config=LONG_RACE, render_images=False)
+    env.set_car_state(0, (100.0, 0.0), 0.0, (15.0, 0.0))
+    for _ in range(4):
+        floats = env.step(np.array([ACTION_NAMES.index("left")])).floats
+    zones = dict(float_input_layout(env.env_config))["zone_centers_car_frame_m"]
+    ahead = floats[0, zones].reshape(-1, 3)[3]  # car frame: x = left, z = forward
+    assert ahead[0] < -0.5 and ahead[2] > 0
 
 
 def test_gravity_slows_the_car_uphill() -> None:
@@ -160,3 +210,17 @@ def test_finish_time_is_exact_at_tick_resolution() -> None:
     assert step == 101  # ticks 501..505
     assert result.finished[0] and result.race_time_ms[0] == 5010
     assert result.progress_m[0] == pytest.approx(100.05)
+
+
+def test_the_start_line_is_a_wall_for_a_car_reversing() -> None:
+    # Holding brake from a standstill reverses; the car must not leave the track backwards through the start line,
+    # and what is left of its motion there points into the track, not out of it.
+    env = VecRaceEnv(straight_track(200.0), 1, env_config=LONG_RACE, render_images=False)
+    env.set_car_state(0, (3.0, 0.0), 0.0, (0.0, 0.0))
+    reversed_m = 0.0
+    for _ in range(60):
+        result = env.step(np.array([BRAKE]))
+        reversed_m = max(reversed_m, 3.0 - result.positions_m[0, 0])
+        assert result.positions_m[0, 0] >= -1e-9 and result.progress_m[0] >= 0.0
+    assert reversed_m > 2.9  # it did reverse up to the line
+    assert env.wall_contact[0] and env.velocities_mps[0, 0] >= -1e-9

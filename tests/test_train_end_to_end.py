@@ -17,14 +17,22 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from trackrl.cli import main
-from trackrl.config import config_from_dict
+from trackrl.config import TrackRLConfig, config_from_dict
 from trackrl.train import tb
 from trackrl.train.checkpoint import load_checkpoint, load_json, load_torch
-from trackrl.train.run import TrainOptions, train
+from trackrl.train.collector import Rollout
+from trackrl.train.run import Trainer, TrainOptions
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 SMOKE = CONFIGS / "smoke.yaml"
-LEARNING_FRAMES = 200_000  # the learner keeps the replay ratio, so progress per frame does not depend on CPU speed
+# Frame budget of the learning test. A typical run meets the learning criterion well before it and stops there; the
+# budget is the tail allowance for an unlucky one (see LearningTrainer). The learner keeps the replay ratio by
+# backpressure, so progress per frame does not depend on CPU speed, and the minute limit is only a safety net.
+LEARNING_FRAME_BUDGET = 400_000
+LEARNING_SAFETY_MINUTES = 20.0
+LEARNED_WINDOW_RACES = 100  # exploration races in a row ...
+LEARNED_WINDOW_FINISHES = 30  # ... of which at least this many finish
+LEARNED_BEST_TO_REFERENCE = 1.2  # best race within 20% of the physics limit (the reference lap)
 
 
 def scalars(folder: Path, tag: str) -> list[tuple[int, float]]:
@@ -38,39 +46,73 @@ def tree_digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
+class LearningTrainer(Trainer):
+    """Stops as soon as the run has learned (the criterion the test asserts), instead of after a fixed frame count.
+
+    Two runs with the same seed differ through process timing (which weights a collector holds when), so the frame
+    at which the agent learns varies from run to run; a fixed frame count chosen to be short for the typical run
+    fails the rare slow one (once in ~30 runs there was no finish at all in 200k frames). Stopping on the criterion
+    keeps the typical run short and lets a slow one use the whole budget.
+    """
+
+    def __init__(self, config: TrackRLConfig, options: TrainOptions) -> None:
+        super().__init__(config, options)
+        self.explo_finished: list[bool] = []
+        self.eval_finished: list[bool] = []
+
+    def handle_rollout(self, rollout: Rollout) -> None:
+        super().handle_rollout(rollout)
+        (self.explo_finished if rollout.slot.is_exploration else self.eval_finished).append(rollout.finished)
+
+    def learned(self) -> bool:
+        best_ms = self.stats.alltime_min_ms.get("easy")
+        return (
+            best_ms is not None
+            and best_ms < LEARNED_BEST_TO_REFERENCE * self.reference_ms["easy"]
+            and any(self.eval_finished)  # a greedy race finishes too
+            and len(self.explo_finished) >= 2 * LEARNED_WINDOW_RACES
+            and sum(self.explo_finished[-LEARNED_WINDOW_RACES:]) >= LEARNED_WINDOW_FINISHES
+        )
+
+    def limit_reached(self) -> str | None:
+        return "learned" if self.learned() else super().limit_reached()
+
+
 @pytest.mark.slow
 def test_smoke_run_learns_to_finish_and_writes_everything(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     config = config_from_dict(yaml.safe_load(SMOKE.read_text()))
     options = TrainOptions(
-        run_name="learn", save_dir=tmp_path / "save", logdir=tmp_path / "tb", max_frames=LEARNING_FRAMES,
-        max_minutes=5.0, live=False, log_every_s=2.0,
+        run_name="learn", save_dir=tmp_path / "save", logdir=tmp_path / "tb", max_frames=LEARNING_FRAME_BUDGET,
+        max_minutes=LEARNING_SAFETY_MINUTES, live=False, log_every_s=2.0,
     )
-    summary = train(config, options)
-    assert summary.stop_reason == "max_frames"
+    trainer = LearningTrainer(config, options)
+    summary = trainer.run()
+    explo, evals = trainer.explo_finished, trainer.eval_finished
     # Learning: the agent finishes the easy track (a random policy never does: it stalls or hits the cutoff), its
-    # best is within 20% of the physics limit, and the late races finish regularly, greedy ones included.
-    reference_ms = summary.reference_ms["easy"]
-    assert summary.best_ms["easy"] < 1.2 * reference_ms
+    # best is within 20% of the physics limit, the late exploration races finish regularly, a greedy one finishes.
+    window = explo[-LEARNED_WINDOW_RACES:]
+    assert summary.stop_reason == "learned", (
+        f"not learned within {summary.frames:,} frames ({summary.stop_reason}): {sum(explo)} of {len(explo)} "
+        f"exploration races and {sum(evals)} of {len(evals)} eval races finished, {sum(window)} of the last "
+        f"{len(window)} exploration races; best {summary.best_ms.get('easy', 'none')} ms, reference "
+        f"{summary.reference_ms['easy']} ms"
+    )
+    assert summary.best_ms["easy"] < LEARNED_BEST_TO_REFERENCE * summary.reference_ms["easy"]
+    print(f"learned at {summary.frames} frames")  # for measuring the spread over many runs (pytest -rP)
     run_tb = tmp_path / "tb" / "learn"
+    # The log agrees race for race with what the trainer saw; none of the first 100 exploration races finish.
     eval_finished = [v for _, v in scalars(run_tb, tb.race_finished_tag("eval", "trained", "easy"))]
     explo_finished = [v for _, v in scalars(run_tb, tb.race_finished_tag("explo", "trained", "easy"))]
-    # Greedy evals are few (1 in 9 races here) and depend on which weights a collector holds at that moment (process
-    # timing), so their late finish *rate* varies between runs; at least one must finish in the second half.
-    assert len(eval_finished) >= 20 and sum(eval_finished[len(eval_finished) // 2 :]) >= 1
-    # Exploration races: none of the first 100 finish; some 100 in a row in the second half finish >= 30% (one CI run
-    # out of many had a late dip to 0 of the last 100 after finishing regularly, so the window is not pinned to the
-    # very end).
-    assert len(explo_finished) >= 200 and sum(explo_finished[:100]) == 0
-    late_windows = range(len(explo_finished) // 2, len(explo_finished) - 100 + 1)
-    assert max(sum(explo_finished[start : start + 100]) for start in late_windows) >= 30
+    assert explo_finished == [float(f) for f in explo] and eval_finished == [float(f) for f in evals]
+    assert sum(explo_finished[:100]) == 0
 
-    # Required tags, global step = frames.
+    # Required tags (literal Linesight names, REFERENCE.md), global step = frames.
     required = [
-        tb.race_time_tag("explo", "trained", "easy"), tb.race_time_tag("eval", "trained", "easy"),
-        tb.race_finished_tag("explo", "trained", "easy"), tb.eval_race_time_robust_tag("trained", "easy"),
-        tb.alltime_min_ms_tag("easy"), tb.avg_q_tag("trained", "easy"), tb.TRAINING_LOSS, tb.TRAINING_BATCHES_DONE,
-        tb.CUMUL_TRAINING_HOURS, tb.LEARNER_PERCENTAGE_TRAINING, tb.TRANSITIONS_LEARNED_PER_SECOND,
-        tb.TRAINING_LEARNING_RATE, tb.RL_EPSILON, tb.RL_EPSILON_BOLTZMANN, tb.RL_GAMMA, tb.BUFFER_SIZE,
+        "Race/explo_race_time_trained_easy", "Race/eval_race_time_trained_easy",
+        "Race/explo_race_finished_trained_easy", "Race/eval_race_time_robust_trained_easy", "alltime_min_ms_easy",
+        "RL/avg_Q_trained_easy", "Training/loss", "cumul_training_hours", "Performance/learner_percentage_training",
+        "Performance/transitions_learned_per_second", "Training/learning_rate", "RL/epsilon", "RL/gamma",
+        "Buffer/size", tb.TRAINING_BATCHES_DONE, tb.RL_EPSILON_BOLTZMANN,
     ]
     for tag in required:
         assert scalars(run_tb, tag), f"missing tag {tag}"
@@ -86,7 +128,7 @@ def test_smoke_run_learns_to_finish_and_writes_everything(tmp_path: Path, capsys
     # Save-state.
     run_dir = tmp_path / "save" / "learn"
     learner_state, stats = load_checkpoint(run_dir)
-    assert stats["cumul_number_frames_played"] == summary.frames >= LEARNING_FRAMES
+    assert stats["cumul_number_frames_played"] == summary.frames
     assert stats["cumul_number_batches_done"] == summary.batches_done > 0
     assert stats["tensorboard_folders"] == ["learn"] and stats["alltime_min_ms"] == summary.best_ms
     assert set(stats["rolling_mean_ms"]) == {"easy"} and stats["cumul_training_hours"] > 0
@@ -212,15 +254,21 @@ def test_kill_collector_then_trainer_then_resume(tmp_path: Path) -> None:
     _, stats = load_checkpoint(run_dir)
     frames_at_kill = stats["cumul_number_frames_played"]
     batches_at_kill = stats["cumul_number_batches_done"]
+    hours_at_kill = stats["cumul_training_hours"]
     assert frames_at_kill > 10_000 and stats["collector_incarnations"] == {"0": 2}
 
     # Resume (config from the snapshot), then stop it with SIGTERM: a clean checkpoint, counters continue.
     log = (tmp_path / "second.log").open("w")
+    started_at = time.monotonic()
     resumed = subprocess.Popen([*base, "--resume", "--max-minutes", "4"], stdout=log, stderr=log)
     try:
+        wait_for(lambda: checkpoint_frames(run_dir) > frames_at_kill, 90, "a first checkpoint after the resume")
+        progress_seen_at = time.monotonic()  # the resumed session started before this
         wait_for(lambda: checkpoint_frames(run_dir) > frames_at_kill + 5_000, 90, "frames after the resume")
+        stop_sent_at = time.monotonic()  # ... and ends after this
         resumed.send_signal(signal.SIGTERM)
         assert resumed.wait(timeout=60) == 0
+        ended_at = time.monotonic()
     finally:
         if resumed.poll() is None:
             resumed.kill()
@@ -228,11 +276,20 @@ def test_kill_collector_then_trainer_then_resume(tmp_path: Path) -> None:
     assert "stopped (SIGTERM)" in (tmp_path / "second.log").read_text()
     _, stats = load_checkpoint(run_dir)
     assert stats["cumul_number_frames_played"] > frames_at_kill + 5_000
-    assert stats["cumul_number_batches_done"] >= batches_at_kill
+    # Counters continue from the checkpoint: batches grew, and the training hours grew by the resumed session's
+    # duration, bounded by what the test saw of it (they would restart from 0 if the resume lost them).
+    assert stats["cumul_number_batches_done"] > batches_at_kill
+    added_s = 3600 * (stats["cumul_training_hours"] - hours_at_kill)
+    assert stop_sent_at - progress_seen_at < added_s <= ended_at - started_at
     assert stats["tensorboard_folders"] == ["kill"]
     # TensorBoard continuity: one folder, steps never go back (events after the last checkpoint are purged).
-    steps = [step for step, _ in scalars(tmp_path / "tb" / "kill", tb.TRAINING_BATCHES_DONE)]
+    batches_logged = scalars(tmp_path / "tb" / "kill", tb.TRAINING_BATCHES_DONE)
+    steps = [step for step, _ in batches_logged]
     assert steps == sorted(steps) and steps[-1] == stats["cumul_number_frames_played"]
+    assert batches_logged[-1][1] == stats["cumul_number_batches_done"]
+    assert scalars(tmp_path / "tb" / "kill", tb.CUMUL_TRAINING_HOURS)[-1][1] == pytest.approx(
+        stats["cumul_training_hours"], abs=1 / 3600
+    )
     # The log and the save-state agree race for race: what the killed process logged after its last checkpoint is
     # purged, and nothing the checkpoint counted is.
     for kind in ("explo", "eval"):

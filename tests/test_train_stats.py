@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from trackrl.config.schema import MapCycleConfig, MapCycleEntry
-from trackrl.train import tb
 from trackrl.train.checkpoint import CheckpointError
 from trackrl.train.map_cycle import MapCycle
 from trackrl.train.stats import AccumulatedStats, RaceOutcome, record_race
@@ -20,19 +19,28 @@ def race(finished: bool, time_ms: int, explo: bool = False, fill: bool = True, q
 def test_dnf_is_logged_as_cutoff_and_never_a_best() -> None:
     stats = AccumulatedStats()
     scalars, new_best = record_race(stats, race(False, 12_345, explo=True), CUTOFF_MS)
-    assert scalars[tb.race_time_tag("explo", "trained", "a01")] == 300.0
-    assert scalars[tb.race_finished_tag("explo", "trained", "a01")] == 0.0
-    assert not new_best and stats.alltime_min_ms == {} and tb.alltime_min_ms_tag("a01") not in scalars
+    # The whole dict, with literal Linesight tag names (REFERENCE.md), not names built with trackrl.train.tb.
+    assert scalars == {
+        "Race/explo_race_time_trained_a01": 300.0,
+        "Race/explo_race_finished_trained_a01": 0.0,
+        "RL/avg_Q_trained_a01": 1.5,
+    }
+    assert not new_best and stats.alltime_min_ms == {}
     scalars, new_best = record_race(stats, race(True, 30_000, explo=True), CUTOFF_MS)
     assert new_best and stats.alltime_min_ms == {"a01": 30_000}
-    assert scalars[tb.alltime_min_ms_tag("a01")] == 30_000.0
+    assert scalars == {
+        "Race/explo_race_time_trained_a01": 30.0,
+        "Race/explo_race_finished_trained_a01": 1.0,
+        "RL/avg_Q_trained_a01": 1.5,
+        "alltime_min_ms_a01": 30_000.0,
+    }
     _, new_best = record_race(stats, race(True, 31_000, explo=True), CUTOFF_MS)
     assert not new_best and stats.alltime_min_ms == {"a01": 30_000}
 
 
 def test_robust_eval_uses_rolling_mean_seeded_from_first_finish() -> None:
     stats = AccumulatedStats()
-    robust = tb.eval_race_time_robust_tag("trained", "a01")
+    robust = "Race/eval_race_time_robust_trained_a01"
     # A DNF eval does not seed the mean.
     scalars, _ = record_race(stats, race(False, 0), CUTOFF_MS)
     assert robust not in scalars and stats.rolling_mean_ms == {}
@@ -54,8 +62,13 @@ def test_robust_eval_uses_rolling_mean_seeded_from_first_finish() -> None:
 def test_blind_map_tags_and_counters() -> None:
     stats = AccumulatedStats()
     scalars, _ = record_race(stats, race(True, 20_000, fill=False, q=2.0), CUTOFF_MS)
-    assert scalars[tb.race_time_tag("eval", "blind", "a01")] == 20.0
-    assert scalars[tb.avg_q_tag("blind", "a01")] == 2.0
+    assert scalars == {
+        "Race/eval_race_time_blind_a01": 20.0,
+        "Race/eval_race_finished_blind_a01": 1.0,
+        "Race/eval_race_time_robust_blind_a01": 20.0,  # the first finished eval seeds the rolling mean: robust
+        "RL/avg_Q_blind_a01": 2.0,
+        "alltime_min_ms_a01": 20_000.0,
+    }
     assert stats.cumul_races == {"eval_a01": 1} and stats.cumul_finished_races == {"eval_a01": 1}
 
 
@@ -89,7 +102,7 @@ def test_map_cycle_expands_repeats_and_wraps() -> None:
 
 def test_robust_threshold_is_linesights_the_mean_after_this_races_update() -> None:
     stats = AccumulatedStats()
-    robust = tb.eval_race_time_robust_tag("trained", "a01")
+    robust = "Race/eval_race_time_robust_trained_a01"
     record_race(stats, race(True, 100_000), CUTOFF_MS)  # seeds the mean at 100 s
     # Linesight: mean' = 0.9 * 100 + 0.1 * 102.1 = 100.21 s; 102.1 < 1.02 * 100.21 = 102.214 s: robust (a threshold
     # on the mean before the update, 1.02 * 100 = 102 s, would call it not robust).
@@ -103,11 +116,13 @@ def test_robust_threshold_is_linesights_the_mean_after_this_races_update() -> No
 def test_finished_race_time_tags_and_avg_q_of_eval_races_only() -> None:
     stats = AccumulatedStats()
     scalars, _ = record_race(stats, race(True, 25_000, explo=True, q=3.0), CUTOFF_MS)
-    assert scalars[tb.race_time_finished_tag("explo", "trained", "a01")] == 25.0
-    assert tb.avg_q_tag("trained", "a01") not in scalars  # Linesight logs avg_Q for eval races only
+    assert scalars["Race/explo_race_time_finished_trained_a01"] == 25.0
+    assert "RL/avg_Q_trained_a01" not in scalars  # Linesight logs avg_Q for eval races only
     scalars, _ = record_race(stats, race(False, 12_000, explo=False, q=2.5), CUTOFF_MS)
-    assert scalars[tb.avg_q_tag("trained", "a01")] == 2.5
+    assert scalars["RL/avg_Q_trained_a01"] == 2.5
     assert not any("race_time_finished" in tag for tag in scalars)  # a DNF has no finished time
+    from trackrl.train import tb
+
     assert tb.race_time_finished_tag("eval", "trained", "a01") == "Race/eval_race_time_finished_trained_a01"
 
 

@@ -97,6 +97,30 @@ def test_best_line_image_is_logged_and_the_scalar_reader_skips_it(tmp_path: Path
     (logged,) = accumulator.Images("Race/best_line_easy")
     assert logged.step == 10 and (logged.height, logged.width) == image.shape[:2]
     assert np.array_equal(imageio.imread(logged.encoded_image_string), image)  # PNG: lossless
-    per_file, _, _ = read_folder(tmp_path / "r")
-    tags = {tag for series in per_file for tag in series}
+    tags = {tag for series in read_folder(tmp_path / "r").per_file for tag in series}
     assert tags == {tb.BUFFER_SIZE}  # trackrl compare reads scalars only; the image is not a race metric
+
+
+def test_tag_names_are_the_literal_linesight_names() -> None:
+    # Literal strings from REFERENCE.md "TensorBoard tags": the names Linesight/rulka dashboards and `trackrl compare`
+    # look for. Written out, not built with the functions under test.
+    assert tb.race_time_tag("explo", "trained", "A01") == "Race/explo_race_time_trained_A01"
+    assert tb.race_time_tag("eval", "blind", "map5") == "Race/eval_race_time_blind_map5"
+    assert tb.race_finished_tag("explo", "blind", "A01") == "Race/explo_race_finished_blind_A01"
+    assert tb.race_finished_tag("eval", "trained", "A01") == "Race/eval_race_finished_trained_A01"
+    assert tb.eval_race_time_robust_tag("trained", "A01") == "Race/eval_race_time_robust_trained_A01"
+    assert tb.alltime_min_ms_tag("A01") == "alltime_min_ms_A01"
+    assert tb.avg_q_tag("blind", "A01") == "RL/avg_Q_blind_A01"
+    assert (tb.map_status(True), tb.map_status(False)) == ("trained", "blind")
+    constants = {
+        tb.CUMUL_TRAINING_HOURS: "cumul_training_hours",
+        tb.TRAINING_LOSS: "Training/loss",
+        tb.TRAINING_LEARNING_RATE: "Training/learning_rate",
+        tb.RL_EPSILON: "RL/epsilon",
+        tb.RL_GAMMA: "RL/gamma",
+        tb.LEARNER_PERCENTAGE_TRAINING: "Performance/learner_percentage_training",
+        tb.TRANSITIONS_LEARNED_PER_SECOND: "Performance/transitions_learned_per_second",
+        tb.BUFFER_SIZE: "Buffer/size",
+    }
+    for value, literal in constants.items():
+        assert value == literal
