@@ -21,8 +21,8 @@ def save_driver_run(save_dir: Path, run: str, driver, slower_by_actions: int = 0
     actions = scripted_race_actions(track, driver, first_actions=[3] * slower_by_actions)  # 3 = no key
     race = simulate_actions(track, actions)
     assert race.finished
-    return save_best_run(save_dir / run, "easy", None, race.race_time_ms, np.asarray(actions), race.positions_m,
-                         config, RewardsConfig(), frames=1)  # fmt: skip
+    return save_best_run(save_dir / run, "easy", "easy", None, race.race_time_ms, np.asarray(actions),
+                         race.positions_m, config, RewardsConfig(), frames=1)  # fmt: skip
 
 
 def test_each_runs_fastest_best_run_is_drawn_and_a_broken_folder_is_skipped(tmp_path: Path) -> None:

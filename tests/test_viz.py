@@ -35,8 +35,8 @@ def easy_race():  # -> (Track, actions, SimulatedRace with camera views)
 @pytest.fixture()
 def best_run_dir(tmp_path: Path, easy_race) -> Path:
     _, actions, race = easy_race
-    return save_best_run(tmp_path / "run", "easy", None, race.race_time_ms, np.asarray(actions), race.positions_m,
-                         EnvironmentConfig(), RewardsConfig(), frames=1000)  # fmt: skip
+    return save_best_run(tmp_path / "run", "easy", "easy", None, race.race_time_ms, np.asarray(actions),
+                         race.positions_m, EnvironmentConfig(), RewardsConfig(), frames=1000)  # fmt: skip
 
 
 def rgb_of(colour: tuple[float, float, float]) -> np.ndarray:
