@@ -11,7 +11,6 @@ Random stream: the initial weights come from ``seed``; the τ samples and the No
 from __future__ import annotations
 
 import copy
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,13 +91,15 @@ def soft_update_pairs(target: nn.Module, online: nn.Module) -> tuple[list[Tensor
     """The (target, online) tensors a Polyak update blends: every float parameter and buffer except spectral norm's
     u, v. Blended unit vectors are shorter than 1, and the eval-mode target takes σ = uᵀWv from them as they are, so
     σ would come out too small and the normalised weight too large."""
-    online_tensors = dict(itertools.chain(online.named_parameters(), online.named_buffers()))
+    # keep_vars: the tensors themselves (load_state_dict copies into them in place, so the lists stay valid); the
+    # state dict leaves out non-persistent buffers such as the NoisyNet noise, which is resampled anyway.
+    online_tensors = online.state_dict(keep_vars=True)
     pairs = [
         (tensor, online_tensors[name])
-        for name, tensor in itertools.chain(target.named_parameters(), target.named_buffers())
+        for name, tensor in target.state_dict(keep_vars=True).items()
         if tensor.is_floating_point() and not is_spectral_norm_vector(name)
     ]
-    return [t for t, _ in pairs], [o for _, o in pairs]
+    return [t.detach() for t, _ in pairs], [o.detach() for _, o in pairs]
 
 
 def parametrized_modules(network: nn.Module) -> list[nn.Module]:
@@ -136,10 +137,9 @@ class Learner:
         self.target_network.requires_grad_(False)
         # eval(): spectral norm then uses the stored power-iteration vectors instead of updating them in place.
         self.target_network.eval()
-        self._soft_update_target, self._soft_update_online = soft_update_pairs(
-            self.target_network, self.online_network
-        )
+        self._soft_update_target, self._soft_update_online = soft_update_pairs(self.target_network, self.online_network)
         self._target_spectral_norms = parametrized_modules(self.target_network)
+        self._online_parameters = list(self.online_network.parameters())
         # ... and then the τ samples and the NoisyNet noise, from a stream that depends on where the run is.
         torch.manual_seed(random_stream_seed(seed, frames_played))
         training = config.training
@@ -149,6 +149,7 @@ class Learner:
             lr=training.lr_schedule[0][1],
             betas=(training.adam_beta1, training.adam_beta2),
             eps=training.adam_epsilon,
+            fused=True,  # one kernel for every tensor: ~3x faster than the per-tensor loop on CPU, also on CUDA
         )
         self.batches_done = 0
 
@@ -196,15 +197,13 @@ class Learner:
         quantiles, taus = self.online_network(tensors["state_images"], tensors["state_floats"], n_online)
         index = tensors["actions"][:, None, None].expand(-1, n_online, 1)
         chosen_quantiles = quantiles.gather(2, index).squeeze(2)  # Z_{τ_i}(s_t, a_t), (B, N)
-        loss, _ = quantile_huber_loss(
-            chosen_quantiles, targets, taus, self.config.nn.iqn_kappa, tensors["weights"]
-        )
+        loss, _ = quantile_huber_loss(chosen_quantiles, targets, taus, self.config.nn.iqn_kappa, tensors["weights"])
 
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.online_network.parameters(), self.config.training.clip_grad_norm)
+        grad_norm = nn.utils.clip_grad_norm_(self._online_parameters, self.config.training.clip_grad_norm)
         self.optimizer.step()
         self.batches_done += 1
         self.update_target_network()
