@@ -64,7 +64,9 @@ class NnConfig(Section):
     dense_hidden_dimension: int = Field(1024, ge=1)
     iqn_embedding_dimension: int = Field(64, ge=1)
     iqn_n: int = Field(8, ge=1, description="quantiles sampled per state for training")
-    iqn_k: int = Field(32, ge=1, description="quantiles sampled per state for acting")
+    iqn_k: int = Field(
+        32, ge=1, description="quantiles sampled per state for acting, and for choosing a* in the IQN/DDQN target"
+    )
     iqn_kappa: float = Field(5e-3, gt=0)
     use_dueling: bool = True
     vis: VisConfig = VisConfig()
