@@ -14,6 +14,7 @@ from trackrl.agent.losses import (
     munchausen_target,
     quantile_huber_loss,
     scaled_log_policy,
+    td_error_priorities,
 )
 
 
@@ -28,6 +29,17 @@ def test_quantile_huber_loss_by_hand() -> None:
     )
     assert per_sample.tolist() == pytest.approx([0.40625])
     assert loss.item() == pytest.approx(0.8125)
+
+
+def test_td_error_priority_is_btrs_summed_mean_absolute_error() -> None:
+    # Z = [0, 1]; T = [0.5, 2, −1]. δ_ij = T_j − Z_i: (0.5, 2, −1; −0.5, 1, −2).
+    # mean_j |δ_ij|: (3.5/3, 3.5/3); Σ_i: 7/3. The quantile Huber loss of the same sample (κ = 1) would differ.
+    online = torch.tensor([[0.0, 1.0], [0.0, 0.0]], requires_grad=True)
+    target = torch.tensor([[0.5, 2.0, -1.0], [0.01, -0.01, 0.01]])
+    priorities = td_error_priorities(online, target)
+    # Second sample: |δ| = 0.01 everywhere → Σ_i mean_j = 2 x 0.01 (the Huber loss would be ~1e-4: δ², not |δ|).
+    assert priorities.tolist() == pytest.approx([7.0 / 3.0, 0.02])
+    assert not priorities.requires_grad
 
 
 def reference_loss(online, target, taus, kappa, weights):

@@ -93,6 +93,24 @@ def test_mini_race_resamples_time_reduces_n_and_is_terminal_at_the_horizon() -> 
     np.testing.assert_array_equal(batch.next_floats[:, 1] - batch.state_floats[:, 1], n_available)
 
 
+def test_samples_near_the_mini_race_horizon_do_not_update_their_priority() -> None:
+    # D = 10, min horizon 4: a sample at mini-race time c has 10 − c steps left and updates its priority only if
+    # 10 − c > 4, i.e. c <= 5 (c = 7..9 are the ones whose n = 3 target the horizon cut short).
+    buffer = ReplayBuffer(100, FLOAT_DIM, None, n_steps=3, seed=5, prioritized=True,
+                          min_horizon_to_update_priority_actions=4)
+    buffer.add_episode(*episode(50), terminated=False)
+    batch = sample_all(buffer, gamma=0.9, duration=10, batch_size=500)
+    current = batch.state_floats[:, 0].astype(int)
+    np.testing.assert_array_equal(batch.updates_priority, current <= 5)
+    assert set(current.tolist()) == set(range(10))
+    cut_by_horizon = batch.next_floats[:, 0] >= 10  # c + n_eff reached D: no bootstrap, target cut short
+    assert cut_by_horizon.any() and not batch.updates_priority[cut_by_horizon].any()
+    # Without a mini-race (D = 0) every sample updates.
+    assert sample_all(buffer, gamma=0.9, duration=0, batch_size=50).updates_priority.all()
+    with pytest.raises(UserError, match="min_horizon_to_update_priority_actions"):
+        ReplayBuffer(10, FLOAT_DIM, None, n_steps=3, min_horizon_to_update_priority_actions=-1)
+
+
 def test_mini_race_keeps_the_episode_end_terminal() -> None:
     buffer = ReplayBuffer(100, FLOAT_DIM, None, n_steps=3, seed=3)
     buffer.add_episode(*episode(2), terminated=True)  # t=0: n_avail 2, ends the race; t=1: n_avail 1

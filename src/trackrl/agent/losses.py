@@ -20,7 +20,7 @@ def quantile_huber_loss(
 ) -> tuple[Tensor, Tensor]:
     """IQN loss (Dabney et al. 2018, eq. 3): δ_ij = T_j − Z_{τ_i}; ρ_ij = |τ_i − 1{δ_ij<0}| · Huber_κ(δ_ij)/κ.
 
-    Per sample: Σ_i mean_j ρ_ij (B,), which is also the new priority. Loss: mean_b w_b · per_sample_b.
+    Per sample: Σ_i mean_j ρ_ij (B,). Loss: mean_b w_b · per_sample_b.
     online_quantiles (B, N), target_quantiles (B, N'), taus (B, N), weights (B,).
     """
     delta = target_quantiles[:, None, :] - online_quantiles[:, :, None]  # (B, N, N')
@@ -28,6 +28,16 @@ def quantile_huber_loss(
     rho = (taus[:, :, None] - below).abs() * huber(delta, kappa) / kappa
     per_sample = rho.sum(dim=1).mean(dim=1)
     return (weights * per_sample).mean(), per_sample.detach()
+
+
+def td_error_priorities(online_quantiles: Tensor, target_quantiles: Tensor) -> Tensor:
+    """PER priority as in the official BTR code: Σ_i mean_j |δ_ij| with δ_ij = T_j − Z_{τ_i} (B,), no gradient.
+
+    |δ| rather than the quantile Huber loss: with κ = 1 and small TD errors the loss is ~δ²/2, which would square the
+    priority and so roughly double the prioritisation exponent α.
+    """
+    delta = target_quantiles.detach()[:, None, :] - online_quantiles.detach()[:, :, None]  # (B, N, N')
+    return delta.abs().mean(dim=2).sum(dim=1)
 
 
 def greedy_actions(quantiles: Tensor) -> Tensor:
@@ -38,7 +48,10 @@ def greedy_actions(quantiles: Tensor) -> Tensor:
 def bootstrap_target(
     returns: Tensor, discounts: Tensor, next_target_quantiles: Tensor, next_actions: Tensor
 ) -> Tensor:
-    """T_j = R^{(n)} + γ^n (1−done) Z̄_j(s', a*), with a* from the target (max) or online (DDQN) net. → (B, N')."""
+    """T_j = R^{(n)} + γ^n (1−done) Z̄_j(s', a*) → (B, N').
+
+    a* = argmax_a (1/K) Σ_k Z(s', a; τ̃_k) from K samples drawn apart from the N' τ'_j that score it (IQN paper,
+    section 3.1; Dopamine's IQN), by the target net (max) or the online net (DDQN)."""
     index = next_actions[:, None, None].expand(-1, next_target_quantiles.shape[1], 1)
     next_quantiles = next_target_quantiles.gather(2, index).squeeze(2)
     return returns[:, None] + discounts[:, None] * next_quantiles

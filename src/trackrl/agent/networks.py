@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from trackrl.agent.impala import ClassicCNN, ImpalaCNN
-from trackrl.agent.noisy import NoisyLinear
+from trackrl.agent.noisy import NoisyLinear, scaled_noise
 from trackrl.config.schema import BtrConfig, NnConfig, TrackRLConfig
 from trackrl.errors import UserError
 
@@ -76,6 +76,7 @@ class IQNNetwork(nn.Module):
                 "(the classic 4-conv head has no residual convs); set use_impala_cnn: true or turn spectral norm off"
             )
         self.n_actions = n_actions
+        self._noisy_layers: list[NoisyLinear] | None = None
         self.use_image = nn_config.use_image
         self.use_dueling = nn_config.use_dueling
         self.n_cosines = nn_config.iqn_embedding_dimension
@@ -125,11 +126,21 @@ class IQNNetwork(nn.Module):
 
     @property
     def noisy_layers(self) -> list[NoisyLinear]:
-        return [m for m in self.modules() if isinstance(m, NoisyLinear)]
+        # Found once: reset_noise runs every training batch and acting step, and walking the modules costs more
+        # than drawing the noise of a small network.
+        if self._noisy_layers is None:
+            self._noisy_layers = [m for m in self.modules() if isinstance(m, NoisyLinear)]
+        return self._noisy_layers
 
     def reset_noise(self) -> None:
-        for layer in self.noisy_layers:
-            layer.reset_noise()
+        """New factorised noise for every NoisyLinear layer, drawn as one vector (one draw instead of two per layer)."""
+        layers = self.noisy_layers
+        if not layers:
+            return
+        sizes = [layer.in_features + layer.out_features for layer in layers]
+        noise = scaled_noise(sum(sizes), layers[0].epsilon_in.device)
+        for layer, layer_noise in zip(layers, noise.split(sizes), strict=True):
+            layer.set_noise(layer_noise)
 
     def set_noise_enabled(self, enabled: bool) -> None:
         for layer in self.noisy_layers:
@@ -161,8 +172,9 @@ class IQNNetwork(nn.Module):
         if taus is None:
             taus = torch.rand(batch_size, n_quantiles, device=floats.device)
         psi = self.state_features(images, floats)  # (B, D)
-        # Each state's features repeated per quantile: rows b·N .. b·N+N−1 belong to state b.
-        features = psi.repeat_interleave(n_quantiles, dim=0) * self.embed_taus(taus)
+        # ψ(s) broadcast over its N quantiles (no repeated copy): rows b·N .. b·N+N−1 belong to state b.
+        embedding = self.embed_taus(taus).view(batch_size, n_quantiles, -1)
+        features = (psi[:, None, :] * embedding).view(batch_size * n_quantiles, -1)
         if self.use_dueling:
             advantages = self.advantage_head(features)
             quantiles = self.value_head(features) + advantages - advantages.mean(dim=1, keepdim=True)

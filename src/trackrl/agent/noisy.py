@@ -39,8 +39,12 @@ class NoisyLinear(nn.Module):
         self.reset_noise()
 
     def reset_noise(self) -> None:
-        self.epsilon_in.copy_(scaled_noise(self.in_features, self.epsilon_in.device))
-        self.epsilon_out.copy_(scaled_noise(self.out_features, self.epsilon_out.device))
+        self.set_noise(scaled_noise(self.in_features + self.out_features, self.epsilon_in.device))
+
+    def set_noise(self, noise: Tensor) -> None:
+        """Take f(ε_in) and f(ε_out) from one vector of ``in_features + out_features`` already-scaled values."""
+        self.epsilon_in.copy_(noise[: self.in_features])
+        self.epsilon_out.copy_(noise[self.in_features :])
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.noise_enabled:

@@ -130,7 +130,9 @@ class NnConfig(Section):
     dense_hidden_dimension: int = Field(1024, ge=1)
     iqn_embedding_dimension: int = Field(64, ge=1)
     iqn_n: int = Field(8, ge=1, description="quantiles sampled per state for training")
-    iqn_k: int = Field(32, ge=1, description="quantiles sampled per state for acting")
+    iqn_k: int = Field(
+        32, ge=1, description="quantiles sampled per state for acting, and for choosing a* in the IQN/DDQN target"
+    )
     iqn_kappa: float = Field(5e-3, gt=0)
     use_dueling: bool = True
     vis: VisConfig = VisConfig()
@@ -193,7 +195,16 @@ class MemoryConfig(Section):
     use_prioritized_replay: bool = False
     prio_alpha: float = Field(0.2, ge=0)
     prio_beta: float = Field(0.4, ge=0, le=1, description="importance-sampling exponent (annealing: none)")
+    # ε is added to BTR's priority Σ_i mean_j |δ_ij| (N = 8 quantiles): a transition whose target is off by 0.03 (about
+    # one step's reward) has priority ~0.24, so ε = 1e-3 is ~0.4% of it: it only keeps p > 0.
     prio_epsilon: float = Field(1e-3, gt=0)
+    min_horizon_to_update_priority_actions: int = Field(
+        40,
+        ge=0,
+        description="only a sample with more mini-race steps left than this updates its priority (nearer the horizon "
+        "its target is cut short); >= training.n_steps skips every cut target, 0 = always update. Linesight sets its "
+        "own key to the mini-race time limit D - 40 (100 actions for 7 s), which is this 40",
+    )
 
     @field_validator("memory_size_schedule")
     @classmethod

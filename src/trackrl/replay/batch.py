@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,6 +18,13 @@ class ReplayBatch:
     discounts: np.ndarray  # float32 (B,): γ^{n_eff}, 0 if terminal
     weights: np.ndarray  # float32 (B,): importance-sampling weights, 1 for uniform replay
     indices: np.ndarray  # int64 (B,): buffer slots, for update_priorities
+    # bool (B,): whether the learner writes this sample's new priority (False when it was sampled too close to its
+    # mini-race horizon, see ReplayBuffer.sample); None = every sample
+    updates_priority: np.ndarray | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.updates_priority is None:
+            self.updates_priority = np.ones(len(self), dtype=bool)
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])

@@ -9,6 +9,10 @@ stratified sampling (one draw per equal slice of the total), new transitions at 
 importance weights w_i = (N·P(i))^{-β} / max_batch w. β is the config's ``memory.prio_beta`` and stays fixed (no
 annealing). We use β for the weights on purpose: the official BTR code raises the weights to α (0.2), a known
 accident that makes the correction much weaker than intended; β = 0.4 is Schaul et al.'s starting value.
+The priority the learner writes is BTR's Σ_i mean_j |δ_ij| (agent/losses.py: td_error_priorities). Like Linesight, a
+transition sampled with ``min_horizon_to_update_priority_actions`` or fewer steps left in its mini-race keeps its old
+priority: near the horizon the target is cut short (few or no bootstrapped steps), so its TD error says little
+about how well the transition is learnt.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class ReplayBuffer:
         prio_alpha: float = 0.2,
         prio_beta: float = 0.4,
         prio_epsilon: float = 1e-3,
+        min_horizon_to_update_priority_actions: int = 0,
     ) -> None:
         if capacity < 1:
             raise ReplayConfigError(f"replay capacity must be >= 1 (memory.memory_size_schedule), got {capacity}")
@@ -63,7 +68,13 @@ class ReplayBuffer:
                 f"memory.prio_alpha must be >= 0, prio_beta in [0, 1], prio_epsilon > 0; "
                 f"got {prio_alpha}, {prio_beta}, {prio_epsilon}"
             )
+        if min_horizon_to_update_priority_actions < 0:
+            raise ReplayConfigError(
+                "memory.min_horizon_to_update_priority_actions must be >= 0, "
+                f"got {min_horizon_to_update_priority_actions}"
+            )
         self.float_input_dim = float_input_dim
+        self.min_horizon_to_update_priority_actions = min_horizon_to_update_priority_actions
         self.image_shape = tuple(image_shape) if image_shape is not None else None
         self.n_steps = n_steps
         self.prioritized = prioritized
@@ -183,8 +194,11 @@ class ReplayBuffer:
             )
             state_floats[:, 0] = current_time
             next_floats[:, 0] = current_time + n_effective
+            steps_left = mini_race_duration_actions - current_time
+            updates_priority = steps_left > self.min_horizon_to_update_priority_actions
         else:
             n_effective, terminal = n_available, self.episode_ends[indices]
+            updates_priority = np.ones(batch_size, dtype=bool)
 
         returns = discounted_nstep_returns(self.rewards[indices], n_effective, gamma)
         discounts = np.where(terminal, 0.0, np.power(np.float64(gamma), n_effective)).astype(np.float32)
@@ -198,6 +212,7 @@ class ReplayBuffer:
             discounts=discounts,
             weights=weights,
             indices=indices.astype(np.int64),
+            updates_priority=updates_priority,
         )
 
     def _sample_prioritized(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:

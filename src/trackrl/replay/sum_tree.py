@@ -2,12 +2,44 @@
 
 Leaves hold p_i = (|priority_i| + ε)^α; every internal node holds the sum of its two children, so the root is
 Σ p_i and a prefix-sum search finds, in O(log n), the leaf i with Σ_{k<i} p_k ≤ u < Σ_{k≤i} p_k. Updates and searches
-are vectorised over a whole batch: one NumPy operation per tree level, no Python loop per transition.
+take a whole batch at once and run as numba kernels (a loop over the batch and the tree levels, compiled), like the
+simulator: no Python loop per transition and no per-level temporary arrays.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
+
+
+@numba.njit(cache=True)
+def _set_leaves(nodes: np.ndarray, leaf_offset: int, indices: np.ndarray, values: np.ndarray) -> None:
+    """Write the leaves in order (with duplicate indices the last value wins), then recompute their ancestors."""
+    for k in range(indices.shape[0]):
+        nodes[leaf_offset + indices[k]] = values[k]
+    for k in range(indices.shape[0]):
+        node = (leaf_offset + indices[k]) >> 1
+        while node >= 1:
+            nodes[node] = nodes[2 * node] + nodes[2 * node + 1]
+            node >>= 1
+
+
+@numba.njit(cache=True)
+def _find_prefix_sums(nodes: np.ndarray, leaf_offset: int, capacity: int, prefix_sums: np.ndarray) -> np.ndarray:
+    leaves = np.empty(prefix_sums.shape[0], dtype=np.int64)
+    for k in range(prefix_sums.shape[0]):
+        remaining = prefix_sums[k]
+        node = 1
+        while node < leaf_offset:
+            left = 2 * node
+            if remaining >= nodes[left]:
+                remaining -= nodes[left]
+                node = left + 1
+            else:
+                node = left
+        # Float round-off can walk into an empty leaf past the last stored one; pull it back.
+        leaves[k] = min(node - leaf_offset, capacity - 1)
+    return leaves
 
 
 class SumTree:
@@ -17,7 +49,6 @@ class SumTree:
         self.capacity = capacity
         # Leaves start at index `leaf_offset` (a power of two), root at index 1; index 0 is unused.
         self.leaf_offset = 1 << max(0, (capacity - 1).bit_length())
-        self.depth = self.leaf_offset.bit_length() - 1
         self.nodes = np.zeros(2 * self.leaf_offset, dtype=np.float64)
 
     @property
@@ -29,28 +60,17 @@ class SumTree:
 
     def set(self, indices: np.ndarray, values: np.ndarray) -> None:
         """Set leaves ``indices`` to ``values`` (already p^α) and recompute the sums above them."""
-        indices = np.asarray(indices, dtype=np.int64)
-        values = np.asarray(values, dtype=np.float64)
+        indices = np.ascontiguousarray(indices, dtype=np.int64)
+        values = np.ascontiguousarray(values, dtype=np.float64)
         if indices.size == 0:
             return
         if np.any(values < 0) or not np.all(np.isfinite(values)):
             raise ValueError("priorities must be finite and non-negative")
-        nodes = self.leaf_offset + indices
-        self.nodes[nodes] = values  # with duplicate indices the last value wins, as in a sequential loop
-        for _ in range(self.depth):
-            nodes = np.unique(nodes >> 1)
-            self.nodes[nodes] = self.nodes[2 * nodes] + self.nodes[2 * nodes + 1]
+        if indices.min() < 0 or indices.max() >= self.capacity:
+            raise IndexError(f"sum tree leaf index out of range [0, {self.capacity})")
+        _set_leaves(self.nodes, self.leaf_offset, indices, values)
 
     def find_prefix_sum(self, prefix_sums: np.ndarray) -> np.ndarray:
-        """Leaf index i for each u with Σ_{k<i} p_k ≤ u < Σ_{k≤i} p_k (u is clipped into [0, total))."""
-        remaining = np.asarray(prefix_sums, dtype=np.float64).copy()
-        nodes = np.ones(remaining.shape, dtype=np.int64)
-        for _ in range(self.depth):
-            left = 2 * nodes
-            left_sum = self.nodes[left]
-            go_right = remaining >= left_sum
-            remaining = np.where(go_right, remaining - left_sum, remaining)
-            nodes = np.where(go_right, left + 1, left)
-        leaves = nodes - self.leaf_offset
-        # Float round-off can walk into an empty leaf past the last stored one; pull it back.
-        return np.minimum(leaves, self.capacity - 1)
+        """Leaf index i for each u with Σ_{k<i} p_k ≤ u < Σ_{k≤i} p_k (u past the total gives the last leaf)."""
+        prefix_sums = np.ascontiguousarray(prefix_sums, dtype=np.float64)
+        return _find_prefix_sums(self.nodes, self.leaf_offset, self.capacity, prefix_sums)

@@ -216,7 +216,6 @@ class Trainer:
         else:
             self.stats = AccumulatedStats(seed=config.seed, run_name=options.run_name)
         frames = self.stats.cumul_number_frames_played
-        torch.manual_seed(config.seed + frames)
         torch.set_num_threads(config.performance.learner_torch_threads)
         env_config = config.environment
         dim = float_input_dim(env_config)
@@ -224,7 +223,7 @@ class Trainer:
         self.collector_device = resolve_collector_device(config.performance.collector_device, learner_device)
         self.learner = Learner(
             config, dim, float_inputs_mean(env_config), float_inputs_std(env_config),
-            device=learner_device, seed=config.seed,
+            device=learner_device, seed=config.seed, frames_played=frames,
         )
         if learner_state is not None:
             try:
@@ -237,6 +236,7 @@ class Trainer:
             seed=config.seed + frames, prioritized=config.memory.use_prioritized_replay,
             prio_alpha=config.memory.prio_alpha, prio_beta=config.memory.prio_beta,
             prio_epsilon=config.memory.prio_epsilon,
+            min_horizon_to_update_priority_actions=config.memory.min_horizon_to_update_priority_actions,
         )
         self.loop = LearnerLoop(config, self.learner, self.buffer)
         self.shared_weights = SharedWeights(self.learner.inference_state_dict())
