@@ -6,10 +6,10 @@ closest to the optimal solution at the car's progress, with the cost
 
     (e_n + τ · v · sin(ψ − ψ*(s)))² + w_v · (v − β · v*(s + Δ))²,   e_n = n − n*(s),
 
-a predicted lateral error τ seconds ahead plus the error against the speed Δ = 2 m + one action ahead. A small grid of (τ, w_v, β) is tried and the
-fastest finish kept. The race time is then re-simulated from the action list with `rollout.simulate_actions`
-(what `trackrl replay` does), and that number is the achieved time. It is a driver's result, not a bound: an
-agent may beat it (a finding worth logging).
+a predicted lateral error τ seconds ahead plus the error against the speed Δ = 2 m + one action ahead.
+A small grid of (τ, w_v, β) is tried and the fastest finish kept. The race time is then re-simulated from the
+action list with `rollout.simulate_actions` (what `trackrl replay` does), and that number is the achieved time.
+It is a driver's result, not a bound: an agent may beat it (a finding worth logging).
 """
 
 from __future__ import annotations

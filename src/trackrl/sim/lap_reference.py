@@ -8,6 +8,7 @@ road width, car parameters and solver version, under $TRACKRL_CACHE_DIR (default
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -61,10 +62,8 @@ def lap_reference(track: Track, car: CarParams = DEFAULT_CAR) -> LapReference:
     if cached is not None:
         return cached
     reference = compute_lap_reference(track, car)
-    try:
+    with contextlib.suppress(OSError):  # a read-only cache folder only costs the next call another solve
         atomic_write_json(path, asdict(reference))
-    except OSError:
-        pass  # a read-only cache folder only costs the next call another solve
     return reference
 
 

@@ -68,7 +68,7 @@ class TrainSummary:
     races: int
     stop_reason: str
     best_ms: dict[str, int] = field(default_factory=dict)
-    reference_ms: dict[str, int] = field(default_factory=dict)
+    reference_ms: dict[str, int] = field(default_factory=dict)  # achieved (simulator) time per map
     collector_restarts: int = 0
 
 
@@ -143,8 +143,8 @@ class Trainer:
     def __init__(self, config: TrackRLConfig, options: TrainOptions) -> None:
         from trackrl.agent.learner import Learner
         from trackrl.replay.buffer import ReplayBuffer
+        from trackrl.sim.lap_reference import lap_reference
         from trackrl.sim.observation import float_input_dim, float_inputs_mean, float_inputs_std
-        from trackrl.sim.reference import reference_lap
         from trackrl.sim.track import load_track
 
         self.config = config
@@ -189,9 +189,13 @@ class Trainer:
         )
         cycle = MapCycle(config.map_cycle)
         self.cycle_length = len(cycle.slots)
-        self.reference_ms: dict[str, int] = {}
+        self.reference_ms: dict[str, int] = {}  # the achieved (simulator) time per map: the yardstick of ratios
+        cutoff_ms = env_config.cutoff_rollout_if_race_not_finished_within_duration_ms
         for map_name, road_width_m in cycle.map_keys():
-            self.reference_ms[map_name] = int(reference_lap(load_track(map_name, road_width_m)).race_time_ms)
+            reference = lap_reference(load_track(map_name, road_width_m))
+            check_race_cutoff(map_name, reference.optimal_ms, reference.achieved_ms, cutoff_ms)
+            if reference.achieved_ms is not None:
+                self.reference_ms[map_name] = reference.achieved_ms
         self.config_yaml = config_to_yaml(config)
         self.config_data = config_to_dict(config)
         self.batches_at_start = self.stats.cumul_number_batches_done
@@ -404,8 +408,20 @@ def train(config: TrackRLConfig, options: TrainOptions) -> TrainSummary:
     return Trainer(config, options).run()
 
 
+def check_race_cutoff(map_name: str, optimal_ms: int, achieved_ms: int | None, cutoff_ms: int) -> None:
+    """Refuse a map no race can finish within the cutoff (the optimal line driven in the simulator is slower)."""
+    needed_ms = achieved_ms if achieved_ms is not None else optimal_ms
+    if needed_ms >= cutoff_ms:
+        raise UserError(
+            f"map {map_name}: the optimal line takes {needed_ms / 1000:.1f} s in the simulator, more than the race "
+            f"cutoff of {cutoff_ms / 1000:.1f} s, so no race could finish; raise "
+            f"environment.cutoff_rollout_if_race_not_finished_within_duration_ms (e.g. to {2 * needed_ms})"
+        )
+
+
 def race_time_ratio(best_ms: dict[str, int], reference_ms: dict[str, int]) -> dict[str, float]:
-    """Best race time / reference lap time per map (1.0 = the physics limit)."""
+    """Best race time / achieved time per map (the optimal line driven in the simulator; < 1 means the agent beat
+    that driver: a finding, not an error)."""
     return {name: best_ms[name] / reference_ms[name] for name in best_ms if reference_ms.get(name)}
 
 
@@ -414,6 +430,7 @@ __all__ = [
     "TrainOptions",
     "TrainSummary",
     "Trainer",
+    "check_race_cutoff",
     "check_run_folders",
     "collector_seed",
     "config_differences",
