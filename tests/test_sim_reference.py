@@ -118,7 +118,7 @@ def test_shortest_path_hugs_the_inside_of_a_corner() -> None:
 @pytest.mark.parametrize("final_straight_m", [40.0, 40.5, 41.0, 41.5])
 def test_reference_never_brakes_on_a_final_straight(final_straight_m: float) -> None:
     # Whatever the number of centre-line points modulo the line spacing, the finish must not look like a corner:
-    # a braking zone there would make the "physics limit" beatable by simply keeping the throttle down.
+    # a braking zone there would make the heuristic lap slower than needed by simply keeping the throttle down.
     from trackrl.sim.tracks import Arc, Straight, build_centerline
 
     points = resample_centerline(build_centerline([Straight(60), Arc(40, 60), Straight(final_straight_m)]), 0.5)

@@ -91,7 +91,7 @@ def test_unknown_name_and_unreadable_file(tmp_path) -> None:
         load_track("no_such_track")
     path = tmp_path / "text.npy"
     path.write_text("hello")
-    with pytest.raises(TrackError, match="not a .npy array"):
+    with pytest.raises(TrackError, match=r"not a \.npy array"):
         load_track(str(path))
     path = tmp_path / "objects.npy"
     np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
@@ -116,7 +116,7 @@ def test_vertical_sections_are_rejected(tmp_path) -> None:
 def test_zero_byte_file_and_a_header_promising_more_rows_than_the_file_holds(tmp_path) -> None:
     empty = tmp_path / "empty.npy"
     empty.write_bytes(b"")
-    with pytest.raises(TrackError, match="empty.npy: not a .npy array"):
+    with pytest.raises(TrackError, match=r"empty\.npy: not a \.npy array"):
         load_track(str(empty))
     # A valid header claiming 1e11 rows in front of a few bytes: refused from the header, nothing allocated.
     huge = tmp_path / "huge.npy"

@@ -21,7 +21,7 @@ from trackrl.atomic import atomic_write_json
 from trackrl.sim.car import DEFAULT_CAR, CarParams
 from trackrl.sim.track import Track
 
-SOLVER_VERSION = 1  # bump when optimal.py or achieved.py change what they compute
+SOLVER_VERSION = 2  # bump when optimal.py or achieved.py change what they compute
 CACHE_DIR_ENV = "TRACKRL_CACHE_DIR"
 
 
@@ -36,6 +36,7 @@ class LapReference:
     line_s_m: list[float]  # planar arc length of the optimal solution's mesh nodes
     line_offset_m: list[float]  # lateral offset n (to the right of the centre line)
     line_speed_mps: list[float]
+    line_heading_error_rad: list[float]  # ξ: heading of the velocity against the centre line
     line_xyz_m: list[list[float]]  # the optimal line in world coordinates
 
     @property
@@ -86,6 +87,7 @@ def compute_lap_reference(track: Track, car: CarParams = DEFAULT_CAR) -> LapRefe
         line_s_m=lap.s_m.tolist(),
         line_offset_m=lap.offset_m.tolist(),
         line_speed_mps=lap.speed_mps.tolist(),
+        line_heading_error_rad=lap.heading_error_rad.tolist(),
         line_xyz_m=lap.line_xyz_m(centreline_geometry(track, car)).tolist(),
     )
 

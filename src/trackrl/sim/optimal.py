@@ -237,9 +237,12 @@ def solve_on_mesh(
     s_dot = v * casadi.cos(xi) / (1 - n * kappa_c)
     n_dot = v * casadi.sin(xi)
     turn_rate = v * kappa  # heading rate of the velocity
-    v_dot = a - car.drag_per_m * v**2 - car.rolling_resistance_mps2 - car.gravity_mps2 * casadi.DM(
-        at["sin_cos_slope"]
-    ) * casadi.cos(xi)
+    v_dot = (
+        a
+        - car.drag_per_m * v**2
+        - car.rolling_resistance_mps2
+        - car.gravity_mps2 * casadi.DM(at["sin_cos_slope"]) * casadi.cos(xi)
+    )
 
     def trapezoid(rate: casadi.MX) -> casadi.MX:
         return dt * 0.5 * (rate[:-1] + rate[1:])
