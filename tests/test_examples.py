@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trackrl.sim.reference import reference_lap
+from trackrl.sim.lap_reference import lap_reference
 from trackrl.sim.track import load_track
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -33,5 +33,5 @@ def test_cleanrl_ppo_learns_to_finish_easy() -> None:
     assert progress[:50].mean() < 50 and progress[-50:].mean() > 3 * progress[:50].mean()
     assert history.first_finish_seconds() is not None, "never finished easy"
     assert np.mean(history.finished[-50:]) >= 0.5
-    # A finish cannot beat the physics-limit reference lap (a sanity check of the whole chain).
-    assert history.best_race_time_ms() >= reference_lap(load_track("easy")).race_time_ms
+    # Sanity check of the whole chain (not a bound the code proves): no finish is far below the model's optimal lap.
+    assert history.best_race_time_ms() >= 0.9 * lap_reference(load_track("easy")).optimal_ms

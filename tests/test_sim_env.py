@@ -153,15 +153,30 @@ def test_no_progress_cutoff_and_frozen_cars() -> None:
         result = env.step(np.array([NOTHING, 0]))
         if result.truncated[0]:
             break
-    assert step == 40 and result.race_time_ms[0] == 2000 and not result.finished[0]  # 2,000 ms without a new zone
+    # 2,000 ms without a new 0.5 m point; an unfinished race reports the race cutoff (Linesight: 300,000 ms)
+    assert step == 40 and result.race_time_ms[0] == 300_000 and not result.finished[0]
     frozen = env.step(np.array([0, 0]))
-    assert frozen.rewards[0] == 0.0 and frozen.truncated[0] and frozen.race_time_ms[0] == 2000
+    assert frozen.rewards[0] == 0.0 and frozen.truncated[0] and frozen.race_time_ms[0] == 300_000
     np.testing.assert_array_equal(frozen.positions_m[0], result.positions_m[0])
     assert not frozen.truncated[1]  # the other car keeps racing
     _, floats = env.reset(np.array([0]))
     assert floats.shape == (2, env.float_input_dim)
     after_reset = env.step(np.array([0, 0]))
     assert not after_reset.truncated[0] and after_reset.race_time_ms[0] == 50
+
+
+def test_a_car_creeping_1_m_per_s_is_not_cut_off_and_a_stopped_one_is_after_2_s() -> None:
+    """Linesight's no-progress rule: any new 0.5 m point restarts the 2 s timer (a 10 m zone would take 10 s)."""
+    env = VecRaceEnv(load_track("easy"), 2, render_images=False)
+    speed_mps = np.zeros(2)
+    for step in range(1, 201):  # 10 s: car 0 holds about 1 m/s (throttle below it, brake above), car 1 stands
+        creep = 0 if speed_mps[0] < 0.9 else (6 if speed_mps[0] > 1.1 else NOTHING)
+        result = env.step(np.array([creep, NOTHING]))
+        speed_mps = result.speed_mps
+        if step == 40:
+            assert result.truncated[1] and not result.finished[1] and result.race_time_ms[1] == 300_000
+        assert not result.truncated[0], f"the creeping car was cut off after {step * 50} ms"
+    assert result.race_time_ms[0] == 10_000 and 7.0 < result.progress_m[0] < 13.0
 
 
 def test_race_time_limit_reports_the_limit() -> None:

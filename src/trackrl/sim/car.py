@@ -9,7 +9,8 @@ Model (per tick dt = 10 ms), all accelerations in m/s²:
 - drag c · v² and rolling resistance r oppose the motion; gravity along the slope adds −g · sin θ · cos θ;
 - walls at ± (road_width / 2 − car half width) from the centre line: the outward velocity is removed, the
   remaining speed is reduced by wall friction and a per-tick scrub factor (no crash, but costly).
-`reference.py` uses the same parameters and formulas so that no driver in the simulator can beat it.
+`optimal.py` uses the same parameters and formulas for its minimum-lap-time model (a point mass with these limits;
+it does not model sliding or wall contact, so its time is the model's optimum, not a bound on the simulator).
 """
 
 from __future__ import annotations

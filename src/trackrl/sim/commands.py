@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 
-from trackrl.sim.reference import reference_lap
+from trackrl.config import EnvironmentConfig
+from trackrl.sim.lap_reference import lap_reference
 from trackrl.sim.track import Track, builtin_track_names, load_track
 from trackrl.sim.tracks import BUILTIN_TRACKS
+
+RACE_CUTOFF_KEY = "environment.cutoff_rollout_if_race_not_finished_within_duration_ms"
 
 
 def cmd_track_list(args: argparse.Namespace) -> int:
@@ -17,32 +21,56 @@ def cmd_track_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def track_summary(track: Track) -> dict[str, float | int | str]:
+def track_summary(track: Track) -> dict[str, float | int | str | None]:
     low_m, high_m = track.elevation_range_m
-    reference = reference_lap(track)
+    reference = lap_reference(track)
     return {
         "name": track.name,
         "length_m": track.length_m,
         "road_width_m": track.road_width_m,
         "n_points": len(track.centerline_m),
-        "n_turns": track.count_turns(),
+        "turns": track.count_turns(),
         "elevation_min_m": low_m,
         "elevation_max_m": high_m,
-        "reference_race_time_ms": reference.race_time_ms,
-        "reference_top_speed_mps": float(reference.speed_mps.max()),
+        "optimal_ms": reference.optimal_ms,
+        "achieved_ms": reference.achieved_ms,
+        "gap": reference.gap,
+        "optimal_top_speed_mps": float(max(reference.line_speed_mps)),
+        "solve_seconds": reference.solve_seconds,
     }
+
+
+def race_cutoff_warning(summary: dict, cutoff_ms: int) -> str | None:
+    needed_ms = summary["achieved_ms"] if summary["achieved_ms"] is not None else summary["optimal_ms"]
+    if needed_ms < cutoff_ms:
+        return None
+    return (
+        f"warning: the optimal line takes {needed_ms / 1000:.1f} s in the simulator, more than the race cutoff "
+        f"{cutoff_ms / 1000:.1f} s: no race can finish; raise {RACE_CUTOFF_KEY}"
+    )
 
 
 def cmd_track_info(args: argparse.Namespace) -> int:
     track = load_track(args.track, args.road_width)
     summary = track_summary(track)
+    warning = race_cutoff_warning(summary, EnvironmentConfig().cutoff_rollout_if_race_not_finished_within_duration_ms)
+    if getattr(args, "json", False):
+        print(json.dumps({**summary, "race_cutoff_warning": warning}, indent=2))
+        return 0
     print(f"track           {summary['name']}")
     print(f"length          {summary['length_m']:.1f} m ({summary['n_points']} points, 0.5 m apart)")
     print(f"road width      {summary['road_width_m']:g} m")
-    print(f"turns           {summary['n_turns']}")
+    print(f"turns           {summary['turns']}")
     print(f"elevation       {summary['elevation_min_m']:.1f} .. {summary['elevation_max_m']:.1f} m "
           f"(range {summary['elevation_max_m'] - summary['elevation_min_m']:.1f} m)")  # fmt: skip
-    top_speed_kmh = summary["reference_top_speed_mps"] * 3.6
-    print(f"reference time  {summary['reference_race_time_ms'] / 1000:.3f} s "
-          f"(physics limit from standstill; top speed {top_speed_kmh:.0f} km/h)")  # fmt: skip
+    top_speed_kmh = summary["optimal_top_speed_mps"] * 3.6
+    print(f"optimal (model)       {summary['optimal_ms'] / 1000:.3f} s (minimum-lap-time optimal control of the "
+          f"car model from standstill; top speed {top_speed_kmh:.0f} km/h)")  # fmt: skip
+    if summary["achieved_ms"] is None:
+        print("achieved (simulator)  none: the tracking controller did not finish")
+    else:
+        print(f"achieved (simulator)  {summary['achieved_ms'] / 1000:.3f} s (that line driven in the simulator "
+              f"with the 12 actions; gap {100 * summary['gap']:+.1f} %; agents are compared with this)")  # fmt: skip
+    if warning:
+        print(warning)
     return 0

@@ -5,9 +5,11 @@ Reward per step (Linesight): constant_reward_per_ms · action_duration_ms
     + reward_per_m_advanced_along_centerline · (metres advanced along the centre line)
     + Φ(s') − Φ(s), with Φ = shaped_reward_dist_to_cur_vcp · clamp(distance to the current zone centre, min, max)
       (potential-based shaping, Ng et al. 1999; Φ = 0 once finished, so shaping cannot change the optimum).
-Episode end: finishing (terminated); no new zone within cutoff_rollout_if_no_vcp_passed_within_duration_ms or
-the race not finished within cutoff_rollout_if_race_not_finished_within_duration_ms (truncated; the race time
-is then reported as that limit, 300,000 ms by default, as the game tools do).
+Episode end: finishing (terminated); no progress within cutoff_rollout_if_no_vcp_passed_within_duration_ms (Linesight's
+rule: the timer restarts whenever the car reaches a 0.5 m centre-line point further than any before, so a car creeping
+forward is never cut off) or the race not finished within cutoff_rollout_if_race_not_finished_within_duration_ms
+(truncated). A race that ends unfinished, by either cutoff, reports the race cutoff as its time (300,000 ms by
+default), with finished = False, as the game tools do.
 A car that is done stays frozen (reward 0, flags repeated) until `reset(car_indices)`.
 """
 
@@ -25,6 +27,7 @@ from trackrl.sim.car import DEFAULT_CAR, TICK_MS, CarParams, simulate_ticks, tra
 from trackrl.sim.observation import float_input_dim, padded_zone_centers, write_float_inputs
 from trackrl.sim.track import Track
 
+PROGRESS_POINT_SPACING_M = 0.5  # Linesight's centre-line points: reaching a new one restarts the no-progress timer
 STATE_X, STATE_Z, STATE_HEADING, STATE_VX, STATE_VZ, STATE_YAW_RATE, STATE_PROGRESS, STATE_HEIGHT = range(8)
 
 
@@ -115,7 +118,8 @@ class VecRaceEnv:
         self._parked = np.zeros(b, dtype=bool)  # out of the race until reset (see park)
         self._race_time_ms = np.zeros(b, dtype=np.int64)
         self._zones_passed = np.zeros(b, dtype=np.int64)
-        self._last_zone_tick = np.zeros(b, dtype=np.int64)
+        self._furthest_point = np.zeros(b, dtype=np.int64)  # furthest 0.5 m progress point reached
+        self._last_progress_tick = np.zeros(b, dtype=np.int64)
         self._potential = np.zeros(b)
         self._previous_actions = np.full((b, self.env_config.n_prev_actions_in_inputs), -1, dtype=np.int64)
         self._images = np.zeros((b, *self.image_shape), dtype=np.uint8)
@@ -156,10 +160,11 @@ class VecRaceEnv:
         self._state[rows, STATE_VX] = speed_mps * g.tangent_x[segment]
         self._state[rows, STATE_VZ] = speed_mps * g.tangent_z[segment]
         self._state[rows, STATE_PROGRESS] = progress_m
-        for array in (self._tick, self._race_time_ms, self._last_zone_tick):
+        for array in (self._tick, self._race_time_ms, self._last_progress_tick):
             array[rows] = 0
         self._segment[rows] = segment
         self._zones_passed[rows] = np.floor(progress_m / self.env_config.zone_spacing_m + 1e-9).astype(np.int64)
+        self._furthest_point[rows] = np.floor(progress_m / PROGRESS_POINT_SPACING_M + 1e-9).astype(np.int64)
         for array in (self._finished, self._terminated, self._truncated, self._parked):
             array[rows] = False
         self._flags[rows] = False
@@ -241,7 +246,8 @@ class VecRaceEnv:
             g.y_m[segment] + t * (g.y_m[segment + 1] - g.y_m[segment]),
         ]  # fmt: skip
         self._zones_passed[car_index] = int(self._state[car_index, STATE_PROGRESS] // self.env_config.zone_spacing_m)
-        self._last_zone_tick[car_index] = self._tick[car_index]
+        self._furthest_point[car_index] = int(self._state[car_index, STATE_PROGRESS] // PROGRESS_POINT_SPACING_M)
+        self._last_progress_tick[car_index] = self._tick[car_index]
         self._potential[row] = self._shaping_potential(row)
         self._observe(row)
 
@@ -249,7 +255,7 @@ class VecRaceEnv:
     # A new per-car array must be added here, or a snapshot would not restore it (tests/test_sim_env.py checks).
     SNAPSHOT_ARRAYS = (
         "_state", "_segment", "_tick", "_finished", "_flags", "_terminated", "_truncated", "_race_time_ms",
-        "_zones_passed", "_last_zone_tick", "_potential", "_previous_actions", "_parked",
+        "_zones_passed", "_furthest_point", "_last_progress_tick", "_potential", "_previous_actions", "_parked",
     )  # fmt: skip
 
     def snapshot_car(self, car_index: int) -> bytes:
@@ -348,17 +354,20 @@ class VecRaceEnv:
         zones[self._finished[rows]] = len(self._zone_centers) - 1
         new_zone = zones > self._zones_passed[rows]
         self._zones_passed[rows[new_zone]] = zones[new_zone]
-        self._last_zone_tick[rows[new_zone]] = self._tick[rows[new_zone]]
+        points = np.floor(self._state[rows, STATE_PROGRESS] / PROGRESS_POINT_SPACING_M + 1e-9).astype(np.int64)
+        new_point = points > self._furthest_point[rows]
+        self._furthest_point[rows[new_point]] = points[new_point]
+        self._last_progress_tick[rows[new_point]] = self._tick[rows[new_point]]
         ticks = self._tick[rows]
         finished = self._finished[rows]
         elapsed_ms = ticks * TICK_MS
-        since_zone_ms = (ticks - self._last_zone_tick[rows]) * TICK_MS
-        no_progress = since_zone_ms >= cfg.cutoff_rollout_if_no_vcp_passed_within_duration_ms
+        since_progress_ms = (ticks - self._last_progress_tick[rows]) * TICK_MS
+        no_progress = since_progress_ms >= cfg.cutoff_rollout_if_no_vcp_passed_within_duration_ms
         too_long = elapsed_ms >= cfg.cutoff_rollout_if_race_not_finished_within_duration_ms
         self._terminated[rows] = finished
         self._truncated[rows] = ~finished & (no_progress | too_long)
         race_time_ms = elapsed_ms.copy()
-        race_time_ms[~finished & too_long] = cfg.cutoff_rollout_if_race_not_finished_within_duration_ms
+        race_time_ms[self._truncated[rows]] = cfg.cutoff_rollout_if_race_not_finished_within_duration_ms
         self._race_time_ms[rows] = race_time_ms
 
     def _observe(self, rows: np.ndarray) -> None:

@@ -1,4 +1,4 @@
-"""Reference (physics-limit) lap time of a track for the simulator's car.
+"""A heuristic quasi-steady lap: the initial lines and speeds for optimal.py's solver (not a yardstick, not a bound).
 
 1. Line: lateral offsets n_i along the right normal of the centre line, |n_i| ≤ road_width / 2 − car half
    width, n_0 = 0 (the car starts on the centre line). Two box-constrained quadratic programmes, solved by an
@@ -45,7 +45,7 @@ class ReferenceLap:
 
 
 def reference_lap(track: Track, car: CarParams = DEFAULT_CAR) -> ReferenceLap:
-    """The physics-limit race time of `track` (cached per centre line, road width and car)."""
+    """The heuristic lap of `track` (cached per centre line, road width and car)."""
     key = (hashlib.sha1(track.centerline_m.tobytes()).hexdigest(), track.road_width_m, car)
     if key not in _CACHE:
         _CACHE[key] = _compute_reference_lap(track, car)

@@ -110,12 +110,39 @@ def load_track(name_or_path: str, road_width_m: float | None = None) -> Track:
     path = Path(name_or_path)
     if not path.exists():
         raise TrackError(f"track '{name_or_path}': not a built-in track ({', '.join(BUILTIN_TRACKS)}) and no such file")
-    try:
-        raw = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise TrackError(f"track file {path}: cannot be read as a .npy array ({error})") from error
+    raw = read_centerline_file(path)
     width_m = 16.0 if road_width_m is None else float(road_width_m)
     return Track(name=path.stem, centerline_m=prepare_centerline(raw, str(path), width_m), road_width_m=width_m)
+
+
+def read_centerline_file(path: Path) -> np.ndarray:
+    """The array of a `.npy` file, after checking that its header is one and that the file holds the data the header
+    promises (a header claiming 1e11 rows must not make NumPy allocate them)."""
+    if path.is_dir():
+        raise TrackError(f"track file {path}: is a directory, not a .npy file")
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            data_offset = handle.tell()
+        file_size = path.stat().st_size
+    except (ValueError, OSError, EOFError) as error:
+        raise TrackError(f"track file {path}: not a .npy array ({error or 'empty file'})") from error
+    if dtype.hasobject:
+        raise TrackError(f"track file {path}: holds Python objects (dtype {dtype}); a numeric (N, 3) array is needed")
+    expected_bytes = int(np.prod(shape, dtype=np.float64) * dtype.itemsize)
+    if expected_bytes != file_size - data_offset:
+        raise TrackError(
+            f"track file {path}: the header promises an array of shape {shape} ({expected_bytes:,} bytes) but the file "
+            f"holds {file_size - data_offset:,} bytes of data (truncated or corrupt)"
+        )
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise TrackError(f"track file {path}: cannot be read as a .npy array ({error})") from error
 
 
 @functools.lru_cache(maxsize=32)
@@ -186,21 +213,26 @@ def check_no_self_overlap(centerline_m: np.ndarray, road_width_m: float, where: 
     Two centre-line points closer than one road width in plan view overlap unless they are close along the
     line anyway: within a half-turn of the tightest usable radius (width / 2), i.e. pi * width / 2 apart.
     """
+    from scipy.spatial import cKDTree
+
     step = 2  # every metre is enough to catch roads that overlap by a road width
     points = centerline_m[::step]
     cumulative_m = np.arange(len(points)) * POINT_SPACING_M * step
     min_arc_gap_m = np.pi * road_width_m / 2 + 2.0
-    for start in range(0, len(points), 512):
-        block = points[start : start + 512]
-        planar_m = np.hypot(block[:, None, 0] - points[None, :, 0], block[:, None, 2] - points[None, :, 2])
-        height_gap_m = np.abs(block[:, None, 1] - points[None, :, 1])
-        arc_gap_m = np.abs(cumulative_m[start : start + 512, None] - cumulative_m[None, :])
-        overlap = (planar_m < road_width_m) & (arc_gap_m > min_arc_gap_m) & (height_gap_m < BRIDGE_CLEARANCE_M)
+    # Pairs closer than a road width in plan view from a k-d tree: O(N log N), not O(N²) (a 200 km line is 200k points).
+    pairs = cKDTree(points[:, [0, 2]]).query_pairs(road_width_m, output_type="ndarray")
+    if len(pairs):
+        i_all, j_all = pairs[:, 0], pairs[:, 1]
+        overlap = (np.abs(cumulative_m[i_all] - cumulative_m[j_all]) > min_arc_gap_m) & (
+            np.abs(points[i_all, 1] - points[j_all, 1]) < BRIDGE_CLEARANCE_M
+        )
         if overlap.any():
-            i, j = np.argwhere(overlap)[0]
-            i_m, j_m = cumulative_m[start + i], cumulative_m[j]
+            first = int(np.argmin(np.where(overlap, np.minimum(i_all, j_all), len(points))))
+            i, j = sorted((int(i_all[first]), int(j_all[first])))
+            i_m, j_m = cumulative_m[i], cumulative_m[j]
+            planar_gap_m = float(np.hypot(*(points[i, [0, 2]] - points[j, [0, 2]])))
             raise TrackError(
                 f"track {where}: the road overlaps itself: the centre line at {i_m:.0f} m and at {j_m:.0f} m is "
-                f"{planar_m[i, j]:.1f} m apart in plan view, less than the road width {road_width_m:g} m "
+                f"{planar_gap_m:.1f} m apart in plan view, less than the road width {road_width_m:g} m "
                 "(a narrower --road-width may fit)"
             )

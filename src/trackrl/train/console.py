@@ -22,7 +22,7 @@ class ProgressSnapshot:
     loss: float
     elapsed_s: float
     best_ms: dict[str, int] = field(default_factory=dict)
-    reference_ms: dict[str, int] = field(default_factory=dict)
+    reference_ms: dict[str, int] = field(default_factory=dict)  # achieved (simulator) time per map
     collector_restarts: int = 0
 
 
@@ -31,7 +31,7 @@ def format_best(best_ms: int | None, reference_ms: int | None) -> str:
         return "no finish yet"
     text = f"{best_ms / 1000:.2f} s"
     if reference_ms:
-        text += f" ({best_ms / reference_ms:.3f} x ref {reference_ms / 1000:.2f} s)"
+        text += f" ({best_ms / reference_ms:.3f} x achieved {reference_ms / 1000:.2f} s)"
     return text
 
 

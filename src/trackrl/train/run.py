@@ -79,7 +79,7 @@ class TrainSummary:
     races: int
     stop_reason: str
     best_ms: dict[str, int] = field(default_factory=dict)
-    reference_ms: dict[str, int] = field(default_factory=dict)
+    reference_ms: dict[str, int] = field(default_factory=dict)  # achieved (simulator) time per map
     collector_restarts: int = 0
 
 
@@ -190,14 +190,18 @@ class Trainer:
     def _check_inputs(self) -> None:
         """Everything that can be refused before the run folder is touched: every map must load (a built-in name or a
         readable .npy), the buffer and networks must fit the machine's memory, the folders must be writable."""
-        from trackrl.sim.reference import reference_lap
+        from trackrl.sim.lap_reference import lap_reference
         from trackrl.sim.track import load_track
 
         cycle = MapCycle(self.config.map_cycle)
         self.cycle_length = len(cycle.slots)
-        self.reference_ms: dict[str, int] = {}
+        self.reference_ms: dict[str, int] = {}  # the achieved (simulator) time per map: the yardstick of ratios
+        cutoff_ms = self.config.environment.cutoff_rollout_if_race_not_finished_within_duration_ms
         for map_key, (map_name, road_width_m) in cycle.map_key_tracks().items():
-            self.reference_ms[map_key] = int(reference_lap(load_track(map_name, road_width_m)).race_time_ms)
+            reference = lap_reference(load_track(map_name, road_width_m))
+            check_race_cutoff(map_key, reference.optimal_ms, reference.achieved_ms, cutoff_ms)
+            if reference.achieved_ms is not None:
+                self.reference_ms[map_key] = reference.achieved_ms
         check_memory(self.config)
         check_folders_writable(self.run_dir, Path(self.options.logdir) / self.options.run_name)
 
@@ -337,7 +341,7 @@ class Trainer:
         speeds_mps = speeds_from_positions(rollout.positions_m, action_ms)
         caption = f"{rollout.race_time_ms / 1000:.3f} s at {self.frames:,} frames"
         image = self.line_images.image(track, rollout.positions_m, speeds_mps, caption)
-        self.writer.add_image(tb.best_line_image_tag(rollout.slot.map_name), image, self.frames, self.suffix())
+        self.writer.add_image(tb.best_line_image_tag(rollout.slot.map_key), image, self.frames, self.suffix())
 
     # --- periodic ---------------------------------------------------------------------------------------------
     def update_counters(self) -> None:
@@ -521,8 +525,20 @@ def train(config: TrackRLConfig, options: TrainOptions) -> TrainSummary:
     return Trainer(config, options).run()
 
 
+def check_race_cutoff(map_name: str, optimal_ms: int, achieved_ms: int | None, cutoff_ms: int) -> None:
+    """Refuse a map no race can finish within the cutoff (the optimal line driven in the simulator is slower)."""
+    needed_ms = achieved_ms if achieved_ms is not None else optimal_ms
+    if needed_ms >= cutoff_ms:
+        raise UserError(
+            f"map {map_name}: the optimal line takes {needed_ms / 1000:.1f} s in the simulator, more than the race "
+            f"cutoff of {cutoff_ms / 1000:.1f} s, so no race could finish; raise "
+            f"environment.cutoff_rollout_if_race_not_finished_within_duration_ms (e.g. to {2 * needed_ms})"
+        )
+
+
 def race_time_ratio(best_ms: dict[str, int], reference_ms: dict[str, int]) -> dict[str, float]:
-    """Best race time / reference lap time per map (1.0 = the physics limit)."""
+    """Best race time / achieved time per map (the optimal line driven in the simulator; < 1 means the agent beat
+    that driver: a finding, not an error)."""
     return {name: best_ms[name] / reference_ms[name] for name in best_ms if reference_ms.get(name)}
 
 
@@ -531,6 +547,7 @@ __all__ = [
     "TrainOptions",
     "TrainSummary",
     "Trainer",
+    "check_race_cutoff",
     "check_run_folders",
     "collector_seed",
     "config_differences",

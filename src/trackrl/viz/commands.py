@@ -16,6 +16,8 @@ from trackrl.viz.track_drawing import FIGURE_RUN_OFF_M, START_RGB, draw_track, s
 def cmd_track_plot(args: argparse.Namespace) -> int:
     track = load_track(args.track, args.road_width)
     output = Path(args.output)
+    if output.is_dir():
+        raise TrackError(f"track plot: output {output} is a directory; give a .png file name")
     if output.suffix.lower() != ".png":
         raise TrackError(f"track plot: output must be a .png file, got {output}")
     reference = reference_line(track)

@@ -22,7 +22,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from trackrl.atomic import atomic_write_bytes
-from trackrl.sim.reference import reference_lap
+from trackrl.sim.lap_reference import lap_reference
 from trackrl.sim.track import Track
 from trackrl.viz.text import draw_text
 from trackrl.viz.topdown import PANEL_RGB, SPEED_COLOURMAP, speed_colours, stamp_polyline
@@ -52,9 +52,16 @@ class ReferenceLine:
 
 
 def reference_line(track: Track) -> ReferenceLine:
-    """The line the pictures compare against: today the heuristic reference lap of sim/reference.py."""
-    lap = reference_lap(track)
-    return ReferenceLine("reference line", lap.line_m, lap.speed_mps, lap.time_s, lap.race_time_ms)
+    """The line the pictures compare against: the optimal-control line of the car model (sim/optimal.py, cached by
+    sim/lap_reference.py). Its clock is integrated along the drawn line, t_{k+1} = t_k + 2 Δs / (v_k + v_{k+1})
+    (the trapezoid rule of the collocation), so its last entry is close to, not exactly, the solver's lap time."""
+    lap = lap_reference(track)
+    line_m = np.asarray(lap.line_xyz_m, dtype=np.float64)
+    speed_mps = np.asarray(lap.line_speed_mps, dtype=np.float64)
+    step_m = np.linalg.norm(np.diff(line_m, axis=0), axis=1)
+    step_s = 2.0 * step_m / np.maximum(speed_mps[:-1] + speed_mps[1:], 1e-6)
+    time_s = np.concatenate([[0.0], np.cumsum(step_s)])
+    return ReferenceLine("optimal line (model)", line_m, speed_mps, time_s, int(lap.optimal_ms))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,180 @@
+"""The *achieved (simulator)* time: the optimal line driven in the simulator through the real interface.
+
+A tracking controller picks one of the 12 actions every 50 ms by a two-action search in the simulator itself
+(144 candidate pairs, 100 ms ahead, the same numba kernel as VecRaceEnv): it keeps the pair whose end state is
+closest to the optimal solution at the car's progress, with the cost
+
+    (e_n + τ · v · sin(ψ − ψ*(s)))² + w_v · (ρ · (v − v*(s + Δ)))² + (L · (ψ − ψ*(s)))²,   e_n = n − n*(s),
+
+a predicted lateral error τ seconds ahead, the error against the speed Δ = 2 m + one action ahead (ρ > 1 only
+when too fast) and the heading error. A car stopped for 0.5 s (against a wall) reverses out for 1 s. A small grid
+of (τ, w_v, ρ) is tried and the fastest finish kept. The race time is then re-simulated from the action list
+with `rollout.simulate_actions` (what `trackrl replay` does), and that number is the achieved time.
+It is a driver's result, not a bound: an agent may beat it (a finding worth logging).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from trackrl.config import EnvironmentConfig
+from trackrl.sim.actions import ACTIONS, N_ACTIONS
+from trackrl.sim.car import DEFAULT_CAR, TICK_MS, CarParams, simulate_ticks, track_arrays
+from trackrl.sim.optimal import OptimalLap, centreline_geometry
+from trackrl.sim.rollout import simulate_actions
+from trackrl.sim.track import Track
+
+TICKS_PER_ACTION = 5
+# The grid was chosen on a01, hills and technical (a wider one, τ 0.1-0.3 s, w_v 0.003-0.1, a speed scale 1.0-1.03
+# and a sideways-slip penalty, gave nothing faster).
+LOOK_AHEAD_S = (0.2, 0.3)  # τ
+SPEED_WEIGHTS = (0.01, 0.03)  # w_v, per (m/s)² against m²
+OVERSPEED_FACTORS = (1.0, 10.0)  # ρ: too fast costs ρ² times more than too slow
+SPEED_LOOK_AHEAD_M = 2.0
+HEADING_ARM_M = 1.0
+STUCK_SPEED_MPS, STUCK_ACTIONS, RECOVERY_ACTIONS = 0.5, 10, 20  # stopped for 0.5 s: reverse out for 1 s
+BRAKE_LEFT, BRAKE_RIGHT = 7, 8
+_STEER = (ACTIONS[:, 3].astype(np.int64) - ACTIONS[:, 2].astype(np.int64)).astype(np.float64)
+
+
+@dataclass
+class AchievedLap:
+    race_time_ms: int | None  # None: the controller did not finish
+    actions: list[int]
+    settings: tuple[float, float, float]  # the (τ, w_v, ρ) that drove it
+
+
+@dataclass
+class _Reference:
+    """The optimal solution as functions of planar arc length along the centre line."""
+
+    s_m: np.ndarray
+    offset_m: np.ndarray
+    heading_rad: np.ndarray  # ψ* = ψ_c + ξ*
+    speed_mps: np.ndarray
+
+
+def drive_optimal_line(track: Track, lap: OptimalLap, car: CarParams = DEFAULT_CAR) -> AchievedLap:
+    """The fastest of the controller settings, re-simulated through `simulate_actions`."""
+    geometry = centreline_geometry(track, car)
+    at = geometry.at(lap.s_m)
+    reference = _Reference(lap.s_m, lap.offset_m, at["heading"] + lap.heading_error_rad, lap.speed_mps)
+    max_actions = int((2 * lap.lap_time_s + 30) * 1000 / (TICK_MS * TICKS_PER_ACTION))
+    best: AchievedLap | None = None
+    for settings in itertools.product(LOOK_AHEAD_S, SPEED_WEIGHTS, OVERSPEED_FACTORS):
+        actions, finished = _track_reference(track, reference, settings, car, max_actions)
+        if not finished:
+            continue
+        race_time_ms = replay_race_time_ms(track, actions, car)
+        if race_time_ms is not None and (best is None or race_time_ms < best.race_time_ms):
+            best = AchievedLap(race_time_ms, actions, settings)
+    return best if best is not None else AchievedLap(None, [], (0.0, 0.0, 0.0))
+
+
+def replay_race_time_ms(track: Track, actions: list[int], car: CarParams = DEFAULT_CAR) -> int | None:
+    """The race time of an action list through VecRaceEnv (cutoffs raised so only the driving counts)."""
+    del car  # VecRaceEnv in simulate_actions uses the default car, as training does
+    env_config = EnvironmentConfig(
+        cutoff_rollout_if_race_not_finished_within_duration_ms=max(300_000, 10 * (len(actions) + 1) * 5 * TICK_MS),
+        cutoff_rollout_if_no_vcp_passed_within_duration_ms=10 * (len(actions) + 1) * 5 * TICK_MS,
+    )
+    race = simulate_actions(track, actions, env_config=env_config)
+    return race.race_time_ms if race.finished else None
+
+
+def _track_reference(
+    track: Track, reference: _Reference, settings: tuple[float, float, float], car: CarParams, max_actions: int
+) -> tuple[list[int], bool]:
+    """The controller's actions until the finish or `max_actions`, and whether it finished."""
+    look_ahead_s, speed_weight, overspeed_factor = settings
+    g = track_arrays(track, car)
+    params = car.as_array()
+    planar_start_m = np.concatenate([[0.0], np.cumsum(g.planar_length_m)])
+    geometry_args = (g.x_m, g.y_m, g.z_m, g.tangent_x, g.tangent_z, g.planar_length_m, g.distance_m,
+                     g.sin_slope, g.cos_slope, g.wall_offset_m)  # fmt: skip
+    car_state = np.zeros((1, 8))
+    car_state[0, [0, 1, 7]] = g.x_m[0], g.z_m[0], g.y_m[0]
+    car_state[0, 2] = np.arctan2(g.tangent_z[0], g.tangent_x[0])
+    car_segment, car_tick = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    car_finished, car_flags = np.zeros(1, dtype=bool), np.zeros((1, 2), dtype=bool)
+    first = np.repeat(np.arange(N_ACTIONS), N_ACTIONS)
+    second = np.tile(np.arange(N_ACTIONS), N_ACTIONS)
+    n_candidates = len(first)
+    active = np.ones(n_candidates, dtype=bool)
+    actions: list[int] = []
+    planned: list[int] = []  # a recovery manoeuvre in progress
+    stuck_actions = 0
+    while len(actions) < max_actions:
+        speed_mps = float(np.hypot(car_state[0, 3], car_state[0, 4]))
+        stuck_actions = stuck_actions + 1 if speed_mps < STUCK_SPEED_MPS and len(actions) > 20 else 0
+        if stuck_actions >= STUCK_ACTIONS and not planned:
+            planned = _reverse_out(car_state, car_segment, g, planar_start_m, reference)
+        if planned:
+            action = planned.pop(0)
+            actions.append(action)
+            simulate_ticks(car_state, car_segment, car_tick, car_finished, car_flags, np.ones(1, dtype=bool),
+                           ACTIONS[[action], 0], ACTIONS[[action], 1], _STEER[[action]], TICKS_PER_ACTION, params,
+                           *geometry_args)  # fmt: skip
+            stuck_actions = 0
+            continue
+        state = np.repeat(car_state, n_candidates, axis=0)
+        segment, tick = np.repeat(car_segment, n_candidates), np.repeat(car_tick, n_candidates)
+        finished, flags = np.zeros(n_candidates, dtype=bool), np.zeros((n_candidates, 2), dtype=bool)
+        for chosen in (first, second):
+            simulate_ticks(state, segment, tick, finished, flags, active, ACTIONS[chosen, 0], ACTIONS[chosen, 1],
+                           _STEER[chosen], TICKS_PER_ACTION, params, *geometry_args)  # fmt: skip
+        cost = _tracking_cost(
+            state, segment, g, planar_start_m, reference, look_ahead_s, speed_weight, overspeed_factor
+        )
+        cost[finished] = -1e9 + tick[finished]  # finishing sooner beats any tracking error
+        action = int(first[np.argmin(cost)])
+        actions.append(action)
+        simulate_ticks(car_state, car_segment, car_tick, car_finished, car_flags, np.ones(1, dtype=bool),
+                       ACTIONS[[action], 0], ACTIONS[[action], 1], _STEER[[action]], TICKS_PER_ACTION, params,
+                       *geometry_args)  # fmt: skip
+        if car_finished[0]:
+            return actions, True
+    return actions, False
+
+
+def _reverse_out(
+    car_state: np.ndarray, segment: np.ndarray, g, planar_start_m: np.ndarray, reference: _Reference
+) -> list[int]:
+    """Reverse for a second, steering so that the heading turns towards the line's (reversing flips the yaw rate)."""
+    heading = car_state[:, 2]
+    dx, dz = car_state[:, 0] - g.x_m[segment], car_state[:, 1] - g.z_m[segment]
+    s_m = planar_start_m[segment] + dx * g.tangent_x[segment] + dz * g.tangent_z[segment]
+    heading_error = float(np.angle(np.exp(1j * (heading - np.interp(s_m, reference.s_m, reference.heading_rad))))[0])
+    return [BRAKE_RIGHT if heading_error > 0 else BRAKE_LEFT] * RECOVERY_ACTIONS
+
+
+def _tracking_cost(
+    state: np.ndarray,
+    segment: np.ndarray,
+    g,
+    planar_start_m: np.ndarray,
+    reference: _Reference,
+    look_ahead_s: float,
+    speed_weight: float,
+    overspeed_factor: float,
+) -> np.ndarray:
+    x, z, heading = state[:, 0], state[:, 1], state[:, 2]
+    dx, dz = x - g.x_m[segment], z - g.z_m[segment]
+    s_m = planar_start_m[segment] + dx * g.tangent_x[segment] + dz * g.tangent_z[segment]
+    offset_m = -dx * g.tangent_z[segment] + dz * g.tangent_x[segment]
+    speed = np.hypot(state[:, 3], state[:, 4])
+    target_offset = np.interp(s_m, reference.s_m, reference.offset_m)
+    target_heading = np.interp(s_m, reference.s_m, reference.heading_rad)
+    # The speed a little ahead: at the start v*(0) = 0 would ask the car to stay put.
+    ahead_m = SPEED_LOOK_AHEAD_M + speed * TICKS_PER_ACTION * TICK_MS / 1000
+    target_speed = np.interp(s_m + ahead_m, reference.s_m, reference.speed_mps)
+    heading_error = np.angle(np.exp(1j * (heading - target_heading)))
+    lateral_error = offset_m - target_offset + look_ahead_s * speed * np.sin(heading_error)
+    # Too fast costs more than too slow: past a braking point the lost time cannot be braked back.
+    speed_error = (speed - target_speed) * np.where(speed > target_speed, overspeed_factor, 1.0)
+    # The heading error on its own (as metres at HEADING_ARM_M): a car stopped against a wall, facing it, has no
+    # lateral or speed remedy in 100 ms; this term makes it reverse and turn out.
+    return lateral_error**2 + speed_weight * speed_error**2 + (HEADING_ARM_M * heading_error) ** 2
