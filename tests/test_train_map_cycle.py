@@ -50,21 +50,21 @@ def collect_races(config: TrackRLConfig, n_races: int, max_steps: int = 400) -> 
 def test_map_keys_name_a_map_by_its_width_only_when_the_cycle_runs_it_at_several() -> None:
     cycle = MapCycleConfig(entries=[
         MapCycleEntry(map="easy", road_width_m=12.0), MapCycleEntry(map="easy"),  # easy's own width: 20 m
-        MapCycleEntry(map="technical"), MapCycleEntry(map="technical", is_exploration=False),
+        MapCycleEntry(map="a01"), MapCycleEntry(map="a01", is_exploration=False),
     ])  # fmt: skip
-    assert map_keys_of_entries(cycle) == ["easy_w12m", "easy_w20m", "technical", "technical"]
+    assert map_keys_of_entries(cycle) == ["easy_w12m", "easy_w20m", "a01", "a01"]
     assert MapCycle(cycle).map_key_tracks() == {
-        "easy_w12m": ("easy", 12.0), "easy_w20m": ("easy", None), "technical": ("technical", None),
+        "easy_w12m": ("easy", 12.0), "easy_w20m": ("easy", None), "a01": ("a01", None),
     }  # fmt: skip
 
 
 def test_a_collector_races_two_maps_one_after_the_other() -> None:
     config = tiny_config([
         {"map": "easy", "is_exploration": True, "repeat": 1},
-        {"map": "technical", "is_exploration": True, "repeat": 1},
+        {"map": "a01", "is_exploration": True, "repeat": 1},
     ])  # fmt: skip
     rollouts = collect_races(config, n_races=8)
-    assert {r.slot.map_key for r in rollouts} == {"easy", "technical"}
+    assert {r.slot.map_key for r in rollouts} == {"easy", "a01"}
     for rollout in rollouts:
         assert rollout.floats.shape[0] == rollout.n_actions + 1 == rollout.positions_m.shape[0]
         # The first position is the start line of the map the race ran on, not of the other map.
@@ -83,12 +83,12 @@ def test_one_map_at_two_widths_keeps_stats_tags_and_best_runs_apart(tmp_path: Pa
     config = tiny_config([
         {"map": "easy", "road_width_m": 10.0, "is_exploration": True},
         {"map": "easy", "road_width_m": 24.0, "is_exploration": True},
-        {"map": "technical", "is_exploration": False},
+        {"map": "a01", "is_exploration": False},
     ])  # fmt: skip
     rollouts = collect_races(config, n_races=9)
     options = TrainOptions(run_name="widths", save_dir=tmp_path / "save", logdir=tmp_path / "tb", live=False)
     trainer = Trainer(config, options)
-    assert set(trainer.reference_ms) == {"easy_w10m", "easy_w24m", "technical"}
+    assert set(trainer.reference_ms) == {"easy_w10m", "easy_w24m", "a01"}
     assert trainer.reference_ms["easy_w10m"] != trainer.reference_ms["easy_w24m"]  # a wider road is faster
     # Make one race on each width a finish with a distinct time, so that both get a best and a best-run folder.
     finished_ms = {"easy_w10m": 11_110, "easy_w24m": 9_990}
@@ -111,7 +111,7 @@ def test_one_map_at_two_widths_keeps_stats_tags_and_best_runs_apart(tmp_path: Pa
     tags = tb_tags(tmp_path / "tb" / "widths")
     for key in ("easy_w10m", "easy_w24m"):
         assert f"Race/explo_race_time_trained_{key}" in tags and f"alltime_min_ms_{key}" in tags
-    assert "Race/eval_race_time_trained_technical" in tags
+    assert "Race/eval_race_time_trained_a01" in tags
     assert not any(tag.endswith("_easy") for tag in tags)
 
 
@@ -152,7 +152,7 @@ def test_a_two_map_cycle_trains_through_collector_processes_and_logs_both_maps(t
 
     config = tiny_config([
         {"map": "easy", "is_exploration": True, "repeat": 2},
-        {"map": "technical", "is_exploration": True, "repeat": 1},
+        {"map": "a01", "is_exploration": True, "repeat": 1},
         {"map": "easy", "is_exploration": False, "repeat": 1},
     ])  # fmt: skip
     data = config_to_dict(config)
@@ -165,9 +165,9 @@ def test_a_two_map_cycle_trains_through_collector_processes_and_logs_both_maps(t
     assert summary.stop_reason == "max_frames" and summary.collector_restarts == 0
     assert summary.batches_done > 0
     tags = tb_tags(tmp_path / "tb" / "two")
-    assert {"Race/explo_race_time_trained_easy", "Race/explo_race_time_trained_technical"} <= tags
+    assert {"Race/explo_race_time_trained_easy", "Race/explo_race_time_trained_a01"} <= tags
     stats = json.loads((tmp_path / "save" / "two" / "accumulated_stats.json").read_text())
-    assert {"explo_easy", "explo_technical"} <= set(stats["cumul_races"])
+    assert {"explo_easy", "explo_a01"} <= set(stats["cumul_races"])
 
 
 def test_stored_image_rows_own_their_memory_not_the_whole_steps_array() -> None:

@@ -295,8 +295,9 @@ def test_each_new_best_is_saved_and_logged_as_a_line_image(tmp_path: Path) -> No
         actions = scripted_race_actions(track, braking_driver_actions, first_actions=[3] * still_actions)
         race = simulate_actions(track, actions)
         assert race.finished
+        slot = RaceSlot("easy", None, is_exploration=False, fill_buffer=False, map_key="easy")
         return Rollout(
-            collector_id=0, map_cycle_position=0, slot=RaceSlot("easy", None, is_exploration=False, fill_buffer=False),
+            collector_id=0, map_cycle_position=0, slot=slot,
             images=None, floats=np.zeros((len(actions) + 1, 1), np.float32), actions=np.asarray(actions),
             rewards=race.rewards, positions_m=race.positions_m.astype(np.float32), finished=True, terminated=True,
             race_time_ms=race.race_time_ms, mean_q=0.0, weights_version=0,

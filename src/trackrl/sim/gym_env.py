@@ -189,7 +189,11 @@ class RaceBatch:
             rewards = result.rewards.astype(np.float64)
         else:
             cfg = self.progress_reward
-            elapsed_s = (result.race_time_ms - self._race_time_ms) / 1000.0
+            # Time driven this step: the race clock's advance, except on a cut-off step, whose race time jumps to the
+            # race cutoff (300,000 ms, as the game tools report a DNF) while the car drove one action.
+            cut_off = result.truncated & ~result.finished
+            elapsed_ms = np.where(cut_off, self.vec.action_duration_ms, result.race_time_ms - self._race_time_ms)
+            elapsed_s = elapsed_ms / 1000.0
             just_finished = result.finished & ~self._finished
             rewards = (cfg.reward_per_m * (result.progress_m - self._progress_m) - cfg.time_penalty_per_s * elapsed_s
                        + cfg.finish_bonus * just_finished)  # fmt: skip
