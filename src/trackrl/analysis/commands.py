@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
 from rich.console import Console
 from rich.table import Table
 
+import trackrl
 from trackrl.analysis.axes import AXIS_LABELS, AXIS_SHORT, AXIS_UNITS
 from trackrl.analysis.comparison import (
     WALL_TO_TRAINING_FLAG_RATIO,
@@ -23,6 +26,8 @@ from trackrl.analysis.comparison import (
 from trackrl.analysis.events import EventFileWarning
 from trackrl.analysis.report import (
     FAMILY_COLUMNS,
+    Figure,
+    Provenance,
     format_hours,
     metric_table,
     render_report,
@@ -36,9 +41,9 @@ T = TypeVar("T")
 
 
 def _console() -> Console:
-    """Rich console; when piped to a file, wide enough that the tables do not wrap."""
+    """Rich console; when piped to a file, wide enough that no table wraps mid-cell (a file has no width)."""
     console = Console()
-    return console if console.is_terminal else Console(width=160)
+    return console if console.is_terminal else Console(width=400, soft_wrap=True)
 
 
 def _with_file_warnings(console: Console, work: Callable[[], T]) -> T:
@@ -63,7 +68,7 @@ def _print_metric_tables(console: Console, comparison: Comparison) -> None:
             title = f"{metric.tag} — by {AXIS_SHORT[axis]}"
             table = Table(title=title, caption=FAMILY_COLUMNS[metric.family], min_width=len(title) + 2)
             for i, column in enumerate(header):
-                table.add_column(column, justify="left" if i == 0 else "right")
+                table.add_column(column, justify="left" if i == 0 else "right", no_wrap=not console.is_terminal)
             for row in body:
                 table.add_row(*row)
             console.print(table)
@@ -80,6 +85,21 @@ def _print_overview(console: Console, comparison: Comparison) -> None:
     for run in comparison.runs:
         console.print(f"  {run.name}: folders {', '.join(run.folders)}; {run.n_events:,} events "
                       f"in {run.n_event_files} file(s)", highlight=False)  # fmt: skip
+    for note in comparison.notes:
+        console.print(f"[yellow]warning:[/] {note}", highlight=False)
+
+
+_OPTIONS = ("time_axis", "interval", "times", "beyond_window", "steps", "step_interval", "map")
+
+
+def provenance(args: argparse.Namespace) -> Provenance:
+    """Command line, folders, options and version, for the report's Reproduce section and the JSON."""
+    argv = getattr(args, "argv", None)
+    return Provenance(
+        command_line="trackrl " + shlex.join(argv) if argv is not None else "(called from Python)",
+        logdir=str(Path(args.logdir).resolve()), save_dir=str(Path(args.save_dir).resolve()),
+        version=trackrl.__version__, options={name: getattr(args, name, None) for name in _OPTIONS},
+    )  # fmt: skip
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -87,7 +107,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     logdir, save_dir = Path(args.logdir), Path(args.save_dir)
     runs = _with_file_warnings(console, lambda: load_runs(args.runs, logdir, save_dir))
     comparison = compare_runs(runs, time_axis=args.time_axis, interval=args.interval, steps=args.steps,
-                              step_interval=args.step_interval, map_name=args.map)  # fmt: skip
+                              step_interval=args.step_interval, map_name=args.map, times=args.times,
+                              beyond_window=args.beyond_window)  # fmt: skip
     if args.map and not any(m.map_name == args.map for m in comparison.metrics):
         raise UserError(f"--map {args.map}: no race or Q tag for this map in runs {', '.join(args.runs)}")
     _print_overview(console, comparison)
@@ -95,18 +116,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     console.print("[bold]Key findings[/]")
     for finding in comparison.findings:
         console.print(f"  • {finding.replace('**', '')}", highlight=False)
-    figures: list[Path] = []
+    figures: list[Figure] = []
     if args.plots:
         from trackrl.analysis.plots import plot_metrics  # matplotlib only when asked
 
-        figures = plot_metrics(runs, comparison.metrics, comparison.time_axis, comparison.common_window, args.plots)
+        figures = plot_metrics(runs, comparison, args.plots)
         console.print(f"wrote {len(figures)} plot(s) to {args.plots}")
+    origin = provenance(args)
     if args.json:
-        write_json(args.json, comparison)
+        write_json(args.json, comparison, origin)
         console.print(f"wrote {args.json}")
     if args.report:
         report_dir = Path(args.report).resolve().parent
-        text = render_report(comparison, figures=[f.resolve() for f in figures], report_dir=report_dir)
+        figures = [replace(f, path=f.path.resolve()) for f in figures]
+        text = render_report(comparison, figures=figures, report_dir=report_dir, provenance=origin)
         atomic_write_text(args.report, text)
         console.print(f"wrote {args.report}")
     return 0
@@ -122,7 +145,7 @@ def audit_table(summaries: Sequence[RunSummary]) -> Table:
         table.add_row(
             run.name, ", ".join(run.folders), f"{run.wall_minutes:.1f}", f"{run.active_minutes:.1f}",
             format_hours(run.training_hours),
-            f"{ratio:.2f}" if ratio is not None else "—", "⚠" if run.flagged else "",
+            f"{ratio:.2f}" if ratio is not None else "-", "⚠" if run.flagged else "",
         )  # fmt: skip
     return table
 
