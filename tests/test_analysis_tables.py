@@ -237,7 +237,7 @@ def test_explicit_times_mark_unreached_runs_and_pauses(logs: Path) -> None:
     assert format_cell(b30, metric) == "-"
     assert format_cell(a30, metric) == "40.000 · 45.000 ± 5.000 · 50% (4) · 2 min · paused since 10 min"
     header, body = metric_table(result, metric, "wall_minutes")
-    assert header == ["at (s)", "A", "B"]
+    assert header == ["at", "A", "B"]
     assert [line[0] for line in body] == ["5 min", "20 min", "30 min (outside common window)"]
 
 

@@ -25,9 +25,9 @@ from trackrl.analysis.comparison import (
 )
 from trackrl.analysis.events import EventFileWarning
 from trackrl.analysis.report import (
-    FAMILY_COLUMNS,
     Figure,
     Provenance,
+    cells_legend,
     format_hours,
     metric_table,
     render_report,
@@ -66,7 +66,7 @@ def _print_metric_tables(console: Console, comparison: Comparison) -> None:
             if not body:
                 continue
             title = f"{metric.tag} — by {AXIS_SHORT[axis]}"
-            table = Table(title=title, caption=FAMILY_COLUMNS[metric.family], min_width=len(title) + 2)
+            table = Table(title=title, caption=cells_legend(metric), min_width=len(title) + 2)
             for i, column in enumerate(header):
                 table.add_column(column, justify="left" if i == 0 else "right", no_wrap=not console.is_terminal)
             for row in body:

@@ -30,6 +30,7 @@ from trackrl.train import tb
 
 MAX_POINTS_DRAWN = 4000
 FINISH_RATE_RACES = 20  # the finish-rate curve: share of finished races among the last N
+SCALAR_SMOOTHING = 20  # noisy scalars: faint logged values under the mean of the last N
 X_MARGIN = 0.1  # fraction of the window shown past its end
 LINE_STYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
@@ -75,10 +76,13 @@ class _Style:
         self.color = colors[i % len(colors)]
         self.linestyle = LINE_STYLES[i % len(LINE_STYLES)]
         self.marker = MARKERS[i % len(MARKERS)]
+        self.offset = i
 
-    def line(self) -> dict:
-        return {"color": self.color, "linestyle": self.linestyle, "marker": self.marker, "markevery": 0.1,
-                "markersize": 4, "linewidth": 1.3}  # fmt: skip
+    def line(self, n_points: int) -> dict:
+        """About ten markers per line, offset per run so two runs' markers do not coincide."""
+        every = max(1, n_points // 10)
+        return {"color": self.color, "linestyle": self.linestyle, "marker": self.marker, "linewidth": 1.3,
+                "markevery": (self.offset * every // 3 % every, every), "markersize": 4}  # fmt: skip
 
 
 def _draw_metric(ax: plt.Axes, run: RunData, metric: Metric, axis: AxisName, style: _Style) -> int:
@@ -96,32 +100,41 @@ def _draw_metric(ax: plt.Axes, run: RunData, metric: Metric, axis: AxisName, sty
         binned = len(xs) if len(xs) > MAX_POINTS_DRAWN else 0
         ax.scatter(*bin_means(xs, ys), s=6, color=style.color, marker=style.marker, alpha=0.25, linewidths=0)
         ax.step(*break_at_pauses(run, axis, xs, np.minimum.accumulate(ys)), where="post",
-                label=f"{run.name} (best so far)", **style.line())  # fmt: skip
+                label=f"{run.name} (best so far)", **style.line(len(xs)))  # fmt: skip
     elif metric.family == "best_so_far":
         keep = value < 1000.0 * run.race_cutoff_s
         if keep.any():
             best_s = np.minimum.accumulate(value[keep]) * metric.scale
-            ax.step(*break_at_pauses(run, axis, x[keep], best_s), where="post", label=run.name, **style.line())
+            ax.step(*break_at_pauses(run, axis, x[keep], best_s), where="post", label=run.name,
+                    **style.line(int(keep.sum())))  # fmt: skip
     else:
-        ax.plot(*break_at_pauses(run, axis, *bin_means(x, value * metric.scale)), label=run.name, **style.line())
+        scaled = value * metric.scale
+        ax.plot(*break_at_pauses(run, axis, *bin_means(x, scaled)), color=style.color, linewidth=0.6, alpha=0.3)
+        smooth = rolling_mean(scaled, SCALAR_SMOOTHING)
+        ax.plot(*break_at_pauses(run, axis, *bin_means(x, smooth)), label=f"{run.name} (mean of last "
+                f"{SCALAR_SMOOTHING})", **style.line(min(len(x), MAX_POINTS_DRAWN)))  # fmt: skip
         binned = len(x) if len(x) > MAX_POINTS_DRAWN else 0
     return binned
 
 
+def rolling_mean(values: np.ndarray, count: int) -> np.ndarray:
+    """Mean of the last ``count`` values (fewer at the start)."""
+    total = np.cumsum(values, dtype=np.float64)
+    before = np.concatenate((np.zeros(count), total))[: len(total)]
+    return (total - before) / np.minimum(np.arange(1, len(values) + 1), count)
+
+
 def finish_rate_curve(finished: np.ndarray, races: int = FINISH_RATE_RACES) -> np.ndarray:
     """Percent of finished races among the last ``races`` (fewer at the start)."""
-    done = np.cumsum(finished.astype(np.float64))
-    count = np.arange(1, len(finished) + 1)
-    window = np.minimum(count, races)
-    before = np.concatenate((np.zeros(races), done))[: len(done)]
-    return 100.0 * (done - before) / window
+    return 100.0 * rolling_mean(finished.astype(np.float64), races)
 
 
 def _draw_finish_rate(ax: plt.Axes, run: RunData, metric: Metric, axis: AxisName, style: _Style) -> None:
     x = positions(run, metric.tag, axis)
     order = np.argsort(x, kind="stable")
     rate = finish_rate_curve(race_finished(run, metric)[order])
-    ax.plot(*break_at_pauses(run, axis, *bin_means(x[order], rate)), label=run.name, **style.line())
+    ax.plot(*break_at_pauses(run, axis, *bin_means(x[order], rate)), label=run.name,
+            **style.line(min(len(x), MAX_POINTS_DRAWN)))  # fmt: skip
 
 
 def y_label(metric: Metric) -> str:
@@ -148,6 +161,8 @@ def _caption(metric: Metric, axis: AxisName, kind: str, binned: int, comparison:
              "dashed line: end of the common window"]  # fmt: skip
     if metric.family in ("race", "robust") and kind != "finish_rate":
         parts.append("dots: finished races, line: best so far, DNFs not drawn")
+    if metric.family == "scalar":
+        parts.append(f"faint: every logged value, line: mean of the last {SCALAR_SMOOTHING} logged values")
     if binned:
         parts.append(f"{binned:,} points drawn as means of {MAX_POINTS_DRAWN:,} equal-count bins (tables use all)")
     if axis == "wall_minutes":

@@ -108,8 +108,13 @@ def metric_table(comparison: Comparison, metric: Metric, axis: str) -> tuple[lis
         + [format_cell(cells[(at, name)], metric) for name in names]
         for at in points
     ]
-    unit = f" ({metric.unit})" if metric.unit not in ("", "1") else ""
-    return [f"at{unit}", *names], body
+    return ["at", *names], body
+
+
+def cells_legend(metric: Metric) -> str:
+    """What a cell of ``metric`` holds, with the unit of its values."""
+    legend = FAMILY_COLUMNS[metric.family]
+    return legend + (f" ({metric.unit})" if metric.family == "scalar" and metric.unit != "1" else "")
 
 
 def _markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
@@ -184,7 +189,7 @@ def _detailed_metrics(comparison: Comparison, figures: Sequence[Figure], report_
     """Per metric: its tables by the time axis and by frames, and the figures drawn for it."""
     lines = ["## Detailed metrics", ""]
     for metric in comparison.metrics:
-        lines += [f"### `{metric.tag}`", "", f"Cells: {FAMILY_COLUMNS[metric.family]}.", ""]
+        lines += [f"### `{metric.tag}`", "", f"Cells: {cells_legend(metric)}.", ""]
         for table_axis in (comparison.time_axis, "frames"):
             header, body = metric_table(comparison, metric, table_axis)
             if body:

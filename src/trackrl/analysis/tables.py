@@ -352,9 +352,15 @@ def key_findings(rows: Sequence[Row], metrics: Sequence[Metric], time_axis: Time
     if len(runs) > 1:
         findings.append("One run each (one seed per configuration): a difference between runs is measured against "
                         "the race-to-race spread within a run, not against seed-to-seed variation.")  # fmt: skip
-    for map_name in maps:
+    # The window's end, or (explicit --times) the last checkpoint inside the window.
+    inside = [t for t in time_points if t <= window * (1 + 1e-9)] or [window]
+    end = max(inside)
+    if math.isclose(end, window):
         where = f"End of the common window ({_format_axis(time_axis, window)})"
-        findings.append(ranking_sentence(best_time_by_run(rows, metrics, map_name, time_axis, window, names),
+    else:
+        where = f"At {_format_axis(time_axis, end)} (last checkpoint in the {_format_axis(time_axis, window)} window)"
+    for map_name in maps:
+        findings.append(ranking_sentence(best_time_by_run(rows, metrics, map_name, time_axis, end, names),
                                          map_name, where))  # fmt: skip
         for at in step_points:
             reached = {r.run for r in _cells(rows, "frames", at) if r.count is not None}
@@ -364,14 +370,13 @@ def key_findings(rows: Sequence[Row], metrics: Sequence[Metric], time_axis: Time
             sentence = ranking_sentence(standings, map_name, f"At {format_frames(at)}")
             missing = [n for n in names if n not in reached]
             if missing:
-                sentence += f" (not reached by {', '.join(missing)})"
+                sentence = sentence.removesuffix(".") + f" (not reached by {', '.join(missing)})."
             findings.append(sentence)
-        findings.extend(_race_findings(rows, metrics, map_name, time_axis, window))
-        findings.extend(_robust_findings(rows, metrics, map_name, time_axis, window))
-    in_window = [t for t in time_points if t <= window * (1 + 1e-9)] or [window]
+        findings.extend(_race_findings(rows, metrics, map_name, time_axis, end))
+        findings.extend(_robust_findings(rows, metrics, map_name, time_axis, end))
     for metric in metrics:
         if metric.family == "scalar":
-            findings.extend(_scalar_trend(rows, metric, time_axis, in_window[0], window))
+            findings.extend(_scalar_trend(rows, metric, time_axis, min(inside), end))
     return findings
 
 
