@@ -1,6 +1,6 @@
 """Accumulated statistics of a run (the JSON save-state) and the per-race scalars derived from them.
 
-Two anchor mistakes are avoided on purpose (REFERENCE.md "Known anchor mistakes"):
+Two anchor mistakes are avoided on purpose (docs/metrics.md, "Linesight / rulka" column):
 - ``alltime_min_ms`` only ever takes the time of a *finished* race (a DNF logged as 300,000 ms is never a best);
 - the rolling mean of eval times behind ``Race/eval_race_time_robust_*`` is seeded from the first finished eval
   race, not from 300,000 ms, so early slow finishes are not called robust.
