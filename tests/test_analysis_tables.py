@@ -307,3 +307,12 @@ def test_report_records_its_command_line_and_console_tables_do_not_wrap(logs: Pa
     # Piped (not a terminal): each cell stays on one line.
     assert "28.000 · 34.000 ± 7.789 · 75% (4) · 5 min" in out
     assert "paused since 10 min" in out
+
+
+def test_cli_prints_the_auto_hours_interval_warning(logs: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = ["compare", "A", "B", "--logdir", str(logs / "tensorboard"), "--save-dir", str(logs / "save"),
+            "--interval", "10", "--step-interval", "2k"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "warning: --interval 10 is read in hours" in out and "--interval 10m" in out
+    assert "2k frames" in out and "4k frames" in out  # --step-interval with a unit

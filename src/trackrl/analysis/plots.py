@@ -155,10 +155,9 @@ def _x_limit(comparison: Comparison, runs: Sequence[RunData], axis: AxisName) ->
 
 
 def _caption(metric: Metric, axis: AxisName, kind: str, binned: int, comparison: Comparison) -> str:
-    what = (f"finish rate of `{metric.tag}` (share of finished races among the last {FINISH_RATE_RACES})"
+    what = (f"Finish rate of `{metric.tag}` (share of finished races among the last {FINISH_RATE_RACES})"
             if kind == "finish_rate" else f"`{metric.tag}` ({y_label(metric)})")  # fmt: skip
-    parts = [f"{what.capitalize() if kind == 'finish_rate' else what} by {AXIS_SHORT[axis]}",
-             "dashed line: end of the common window"]  # fmt: skip
+    parts = [f"{what} by {AXIS_SHORT[axis]}", "dashed line: end of the common window"]
     if metric.family in ("race", "robust") and kind != "finish_rate":
         parts.append("dots: finished races, line: best so far, DNFs not drawn")
     if metric.family == "scalar":

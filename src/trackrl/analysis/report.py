@@ -181,7 +181,8 @@ def _figure_lines(figures: Sequence[Figure], report_dir: Path | None) -> list[st
     lines = []
     for figure in figures:
         link = os.path.relpath(figure.path, report_dir) if report_dir is not None else str(figure.path)
-        lines += [f"![{figure.caption}]({Path(link).as_posix()})", "", f"*{figure.caption}*", ""]
+        alt = f"{figure.tag} by {figure.axis}"
+        lines += [f"![{alt}]({Path(link).as_posix()})", "", f"*{figure.caption}*", ""]
     return lines
 
 
