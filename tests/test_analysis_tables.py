@@ -19,7 +19,15 @@ from torch.utils.tensorboard import SummaryWriter
 import trackrl
 from trackrl.analysis.comparison import compare, load_runs, summarize_run
 from trackrl.analysis.report import format_cell, metric_table
-from trackrl.analysis.tables import Row, Standing, classify_tag, occurrence_rank, ranking_sentence, scalar_row
+from trackrl.analysis.tables import (
+    Row,
+    Standing,
+    classify_tag,
+    format_percent,
+    occurrence_rank,
+    ranking_sentence,
+    scalar_row,
+)
 from trackrl.cli import main
 from trackrl.errors import UserError
 
@@ -260,8 +268,9 @@ def test_noisy_scalars_are_interval_means(logs: Path) -> None:
     assert (a5k.mean, a5k.mean_from) == (0.5, 2500.0)
     metric = next(m for m in result.metrics if m.tag == LOSS)
     assert format_cell(a10, metric) == "0.75" and format_cell(a20, metric).startswith("none in interval")
-    assert any(f.startswith("`Training/loss` (mean over each checkpoint interval)") and "B 0.75" in f
-               for f in result.findings)  # fmt: skip
+    (trend,) = [f for f in result.findings if f.startswith("`Training/loss` (mean over each checkpoint interval)")]
+    # A logged nothing in (10, 20 min] (paused): its trend ends at its last interval with data, and says so.
+    assert "A 0.75 (last data in the interval ending at 10 min)" in trend and "B 0.75" in trend
 
 
 def test_learner_share_is_a_percent_mean() -> None:
@@ -270,6 +279,7 @@ def test_learner_share_is_a_percent_mean() -> None:
     base = Row("frames", 300.0, "R", share.tag, unit="%")
     row = scalar_row(base, np.array([0.5, 0.9, 0.8]), np.array([100.0, 200.0, 300.0]), since=100.0, scale=share.scale)
     assert (row.mean, row.last, row.count) == (pytest.approx(85.0), pytest.approx(80.0), 3)
+    assert (format_percent(2 / 1062), format_percent(0.0), format_percent(0.75)) == ("0.2%", "0%", "75%")
 
 
 def test_leader_is_not_bolded_on_a_gap_within_the_race_spread() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from trackrl.analysis.axes import AXIS_LABELS, AXIS_UNITS, PAUSE_MIN_S
 from trackrl.analysis.comparison import WALL_TO_TRAINING_FLAG_RATIO, Comparison, RunSummary
-from trackrl.analysis.tables import Metric, Row, format_frames, format_position
+from trackrl.analysis.tables import Metric, Row, format_frames, format_percent, format_position
 from trackrl.atomic import atomic_write_text
 
 NOT_REACHED = "-"
@@ -73,7 +73,7 @@ def _cell_values(row: Row, metric: Metric) -> str:
         if row.best is None:
             return f"no finish ({row.count} races)"
         first = format_position(row.axis, row.first_finish) if row.first_finish is not None else NOT_REACHED
-        return (f"{row.best:.3f} · {row.mean:.3f} ± {row.std:.3f} · {100 * (row.finish_rate or 0):.0f}% "
+        return (f"{row.best:.3f} · {row.mean:.3f} ± {row.std:.3f} · {format_percent(row.finish_rate or 0.0)} "
                 f"({row.count}) · {first}")  # fmt: skip
     if metric.family == "robust":
         return f"{row.best:.3f} · {row.mean:.3f} ± {row.std:.3f} · {row.count}" if row.best is not None else "none"
@@ -88,7 +88,7 @@ def format_cell(row: Row, metric: Metric) -> str:
         return NOT_REACHED
     text = _cell_values(row, metric) if row.count else "none yet"
     if row.paused_since is not None:
-        text += f" · paused since {row.paused_since:.0f} min"
+        text += f" · paused since {row.paused_since:.3g} min"
     return text
 
 
@@ -161,7 +161,7 @@ def _run_analysis(runs: Sequence[RunSummary]) -> list[str]:
     body = []
     for run in runs:
         ratio = run.wall_to_training_ratio
-        pauses = ", ".join(f"{a:.0f}–{b:.0f}" for a, b in run.pauses_min) or "none"
+        pauses = ", ".join(f"{a:.3g}–{b:.3g}" for a, b in run.pauses_min) or "none"
         body.append([
             run.name, ", ".join(run.folders), f"{run.wall_minutes:.1f}", f"{run.active_minutes:.1f}",
             format_hours(run.training_hours),

@@ -390,7 +390,7 @@ def _race_findings(rows: Sequence[Row], metrics: Sequence[Metric], map_name: str
             continue
         cells.sort(key=lambda r: (r.mean is None, r.mean or 0.0))
         parts = [
-            f"{r.run} {r.mean:.3f} ± {r.std:.3f} s, finish rate {100 * r.finish_rate:.0f}% "
+            f"{r.run} {r.mean:.3f} ± {r.std:.3f} s, finish rate {format_percent(r.finish_rate)} "
             f"({round(r.finish_rate * r.count)} of {r.count})"
             if r.mean is not None and r.std is not None and r.finish_rate is not None
             else f"{r.run} no finish in {r.count} races (finish rate 0%)"
@@ -424,21 +424,33 @@ def _format_value(value: float, unit: str) -> str:
 
 
 def _scalar_trend(rows: Sequence[Row], metric: Metric, axis: str, first: float, last: float) -> list[str]:
-    """Interval mean at the first checkpoint and at the end of the window, per run: the trend of a noisy tag."""
-    begin = {r.run: r for r in _cells(rows, axis, first) if r.metric == metric.tag and r.mean is not None}
-    end = [r for r in _cells(rows, axis, last) if r.metric == metric.tag and r.mean is not None]
-    if not end:
+    """Interval mean at the first checkpoint and at the end of the window, per run: the trend of a noisy tag. A run
+    with nothing logged in the last interval (paused, or not logging yet) shows its last interval with data."""
+    cells = sorted((r for r in rows if r.axis == axis and r.metric == metric.tag and r.mean is not None
+                    and r.at <= last + 1e-9 * max(1.0, abs(last))), key=lambda r: r.at)  # fmt: skip
+    by_run: dict[str, list[Row]] = {}
+    for row in cells:
+        by_run.setdefault(row.run, []).append(row)
+    if not by_run:
         return []
     parts = []
-    for r in end:
-        start = begin.get(r.run)
-        if start is not None and not math.isclose(first, last):
-            parts.append(f"{r.run} {_format_value(start.mean, r.unit)} → {_format_value(r.mean, r.unit)}")  # type: ignore[arg-type]
-        else:
-            parts.append(f"{r.run} {_format_value(r.mean, r.unit)}")  # type: ignore[arg-type]
+    for run, run_cells in by_run.items():
+        start, end = run_cells[0], run_cells[-1]
+        text = f"{run} {_format_value(end.mean, end.unit)}"  # type: ignore[arg-type]
+        if end is not start:
+            text = f"{run} {_format_value(start.mean, start.unit)} → {_format_value(end.mean, end.unit)}"  # type: ignore[arg-type]
+        if not math.isclose(end.at, last):
+            text += f" (last data in the interval ending at {_format_axis(axis, end.at)})"
+        parts.append(text)
     span = (
         f"from the interval ending at {_format_axis(axis, first)} to the one ending at {_format_axis(axis, last)}"
         if not math.isclose(first, last)
         else f"up to {_format_axis(axis, last)}"
     )
     return [f"`{metric.tag}` (mean over each checkpoint interval) {span}: " + ", ".join(parts) + "."]
+
+
+def format_percent(share: float) -> str:
+    """A share (0..1) in percent; one decimal below 10% so that 2 finishes in 1,062 races do not print as 0%."""
+    percent = 100.0 * share
+    return f"{percent:.0f}%" if percent >= 10.0 or percent == 0.0 else f"{percent:.1f}%"
