@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shlex
 from pathlib import Path
 
 import matplotlib.image
@@ -15,9 +17,20 @@ import numpy as np
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
+import trackrl
 from trackrl.analysis.comparison import compare, load_runs, summarize_run
-from trackrl.analysis.tables import occurrence_rank
+from trackrl.analysis.report import format_cell, metric_table
+from trackrl.analysis.tables import (
+    Row,
+    Standing,
+    classify_tag,
+    format_percent,
+    occurrence_rank,
+    ranking_sentence,
+    scalar_row,
+)
 from trackrl.cli import main
+from trackrl.errors import UserError
 
 T0 = 1_700_000_000.0
 RACE = "Race/eval_race_time_trained_A01"
@@ -84,7 +97,11 @@ def test_wall_minutes_tables(logs: Path) -> None:
     a10 = _row(rows, "wall_minutes", 10, "A", RACE)
     assert (a10.best, a10.mean, a10.std, a10.finish_rate, a10.count, a10.last) == (40, 45, 5, 0.5, 4, 300)
     assert a10.first_finish == pytest.approx(2.0)  # wall +120 s
-    assert _row(rows, "wall_minutes", 20, "A", RACE) == a10.__class__(**{**a10.__dict__, "at": 20.0})  # pause
+    # A was paused from wall +600 s to +1860 s: at 20 min its cell holds the same races, marked as paused.
+    assert a10.paused_since is None
+    assert _row(rows, "wall_minutes", 20, "A", RACE) == a10.__class__(
+        **{**a10.__dict__, "at": 20.0, "paused_since": pytest.approx(10.0)}
+    )
     # B up to 20 min (no race_finished tag: 300 s is a DNF): finished {45, 28, 29}.
     b20 = _row(rows, "wall_minutes", 20, "B", RACE)
     assert (b20.best, b20.finish_rate, b20.count, b20.last) == (28, 0.75, 4, 29)
@@ -95,7 +112,7 @@ def test_wall_minutes_tables(logs: Path) -> None:
     robust = _row(rows, "wall_minutes", 20, "B", ROBUST)
     assert (robust.best, robust.count) == (28, 1)
     best = _row(rows, "wall_minutes", 10, "A", BEST_MS)
-    assert (best.best, best.last, best.count) == (40_000, 40_000, 3)
+    assert (best.best, best.last, best.count, best.unit) == (40.0, 40.0, 3, "s")  # logged in ms, shown in s
     assert _row(rows, "wall_minutes", 10, "A", LOSS).last == 0.5
     assert _row(rows, "wall_minutes", 20, "B", LOSS).last == 0.75
     assert _row(rows, "wall_minutes", 10, "B", LOSS).count == 0  # first loss of B is at 20 min
@@ -110,15 +127,17 @@ def test_wall_minutes_tables(logs: Path) -> None:
     b_2500 = _row(rows, "frames", 2500, "B", RACE)
     assert (b_2500.best, b_2500.count, b_2500.first_finish) == (45, 2, 1500)
     # Key findings: B is best at the end of the common window; A leads at 5k (B not there yet).
-    assert "**B** is best on A01 with 28.000 s; A 40.000 s (+12.000 s)" in result.findings[0]
-    assert any("At 5k frames: **A** is best on A01 with 30.000 s" in f and "not reached by B" in f
+    # The gap (12 s) exceeds both runs' race-to-race spread (std 7.789 s and 5 s), so B is bolded.
+    assert any("**B** is best on A01 with 28.000 s; A 40.000 s (+12.000 s)" in f for f in result.findings)
+    assert result.findings[0].startswith("One run each")
+    assert any("At 5k frames: A is the only run with a finish on A01 (30.000 s)" in f and "not reached by B" in f
                for f in result.findings)  # fmt: skip
 
 
 def test_dnf_is_never_a_best_so_far(logs: Path) -> None:
     result = compare(["A", "B"], logs / "tensorboard", logs / "save", time_axis="wall_minutes", interval=1.0)
     first = _row(result.rows, "wall_minutes", 1.0, "A", BEST_MS)  # only the 300,000 ms DNF logged so far
-    assert (first.best, first.last, first.count) == (None, 300_000, 1)
+    assert (first.best, first.last, first.count) == (None, 300.0, 1)
 
 
 def test_training_hours_axis_ignores_the_pause_between_sessions(logs: Path) -> None:
@@ -154,16 +173,27 @@ def test_cli_compare_writes_json_report_and_plots(logs: Path, tmp_path: Path) ->
     assert data["axis"] == "wall_minutes" and data["common_window"] == pytest.approx(20.0)
     assert data["runs"]["A"]["folders"] == ["A", "A_2"] and data["runs"]["B"]["training_hours"] == pytest.approx(1 / 3)
     row = next(r for r in data["rows"] if r["run"] == "B" and r["metric"] == RACE and r["at"] == 20.0)
-    assert row == {"axis": "wall_minutes", "at": 20.0, "run": "B", "metric": RACE, "best": 28.0,
+    assert row == {"axis": "wall_minutes", "at": 20.0, "run": "B", "metric": RACE, "unit": "s", "at_unit": "min",
+                   "in_window": True, "paused_since": None, "mean_from": None, "best": 28.0,
                    "mean": pytest.approx(34.0), "std": pytest.approx(7.788880963), "finish_rate": 0.75, "count": 4,
                    "first_finish": pytest.approx(5.0), "last": 29.0}  # fmt: skip
+    units = {r["metric"]: r["unit"] for r in data["rows"]}
+    assert units == {RACE: "s", BEST_MS: "s", ROBUST: "s", LOSS: "1"}
+    assert data["provenance"]["command_line"].startswith("trackrl compare A B --logdir ")
     text = report.read_text()
-    for section in ("## Experiment Overview", "## Results", "## Run Analysis", "## Detailed metrics", "## Figures",
+    for section in ("## Experiment Overview", "## Results", "## Run Analysis", "## Detailed metrics", "## Reproduce",
                     "## Methodology"):  # fmt: skip
         assert section in text
     assert "| A | A, A_2 |" in text
     pngs = sorted(p.name for p in plots.iterdir())
-    assert "Race__eval_race_time_trained_A01.png" in pngs and "Training__loss.png" in pngs
+    for axis in ("wall_minutes", "frames"):  # every plot also by frames
+        assert f"Race__eval_race_time_trained_A01__by_{axis}.png" in pngs
+        assert f"Race__eval_race_time_trained_A01__finish_rate__by_{axis}.png" in pngs
+        assert f"Training__loss__by_{axis}.png" in pngs
+    # Every figure the report links exists, and every PNG written is linked.
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert links and all((report.parent / link).is_file() for link in links)
+    assert sorted(Path(link).name for link in links) == pngs
     assert all((plots / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     # Image content: 8 x 4.5 in at 110 dpi; each run a line in its colour (matplotlib's cycle: A blue, B orange)
     # across most of the plot, not just its legend handle (~50 pixels).
@@ -225,3 +255,116 @@ def test_dnf_cutoff_comes_from_the_run_config_snapshot(tmp_path: Path) -> None:
     race = _row(result.rows, "wall_minutes", result.common_window, "S", RACE)
     assert (race.best, race.count, race.finish_rate) == (25.5, 2, 0.5)  # 30 s is this run's DNF
     assert _row(result.rows, "wall_minutes", result.common_window, "S", BEST_MS).best is None
+
+
+# ---------------------------------------------------------------------------------------------- issue 19
+def _compare(logs: Path, **options: object):
+    return compare(["A", "B"], logs / "tensorboard", logs / "save", **options)
+
+
+def test_interval_takes_units_and_a_bare_number_on_auto_hours_warns(logs: Path) -> None:
+    assert _compare(logs, time_axis="wall_minutes", interval="600s").time_points == [10.0, 20.0]
+    assert _compare(logs, time_axis="wall_minutes", interval="0.1667h").time_points == pytest.approx([10.002, 20.0])
+    hours = _compare(logs, interval="6m")  # auto -> training hours (window 1/3 h): every 0.1 h
+    assert hours.time_axis == "training_hours" and hours.notes == []
+    assert hours.time_points == pytest.approx([0.1, 0.2, 0.3, 1 / 3])
+    bare = _compare(logs, interval="10")  # meant 10 minutes, read as 10 hours: one row, and now a warning
+    assert bare.time_points == pytest.approx([1 / 3])
+    assert len(bare.notes) == 1 and "read in hours" in bare.notes[0] and "--interval 10m" in bare.notes[0]
+    assert _compare(logs, interval="0.1").notes == []  # a bare number that leaves 3 checkpoints: fine
+    assert _compare(logs, time_axis="cumul_training_hours", interval="10").notes == []  # hours asked for
+    with pytest.raises(UserError, match="--interval: '10 parsecs' is not a duration"):
+        _compare(logs, interval="10 parsecs")
+
+
+def test_explicit_times_mark_unreached_runs_and_pauses(logs: Path) -> None:
+    result = _compare(logs, time_axis="wall_minutes", times="5m,0.5h,20m")
+    assert result.time_points == [5.0, 20.0, 30.0]
+    b30, a30 = _row(result.rows, "wall_minutes", 30, "B", RACE), _row(result.rows, "wall_minutes", 30, "A", RACE)
+    assert b30.count is None and not b30.in_window  # B ended at 20 min
+    assert a30.count == 4 and a30.paused_since == pytest.approx(10.0) and not a30.in_window
+    metric = next(m for m in result.metrics if m.tag == RACE)
+    assert format_cell(b30, metric) == "-"
+    assert format_cell(a30, metric) == "40.000 · 45.000 ± 5.000 · 50% (4) · 2 min · paused since 10 min"
+    header, body = metric_table(result, metric, "wall_minutes")
+    assert header == ["at", "A", "B"]
+    assert [line[0] for line in body] == ["5 min", "20 min", "30 min (outside common window)"]
+
+
+def test_beyond_window_continues_the_checkpoints_to_the_longest_run(logs: Path) -> None:
+    result = _compare(logs, time_axis="wall_minutes", interval="10m", beyond_window=True)
+    assert result.time_points == pytest.approx([10.0, 20.0, 30.0, 40.0])
+    a40 = _row(result.rows, "wall_minutes", 40, "A", RACE)
+    assert (a40.best, a40.count, a40.in_window, a40.paused_since) == (30.0, 6, False, None)
+    assert _row(result.rows, "wall_minutes", 40, "B", RACE).count is None
+
+
+def test_noisy_scalars_are_interval_means(logs: Path) -> None:
+    result = _compare(logs, time_axis="wall_minutes", interval="10m", steps="2.5k,5k")
+    a10 = _row(result.rows, "wall_minutes", 10, "A", LOSS)  # (0, 10 min]: 1.0 at 1 min, 0.5 at 10 min
+    assert (a10.mean, a10.last, a10.mean_from) == (pytest.approx(0.75), 0.5, 0.0)
+    a20 = _row(result.rows, "wall_minutes", 20, "A", LOSS)  # (10, 20 min]: paused, nothing logged
+    assert (a20.mean, a20.last, a20.count) == (None, 0.5, 2)
+    assert _row(result.rows, "wall_minutes", 20, "B", LOSS).mean == 0.75
+    a5k = _row(result.rows, "frames", 5000, "A", LOSS)  # (2.5k, 5k frames]: only 0.5 at 4000
+    assert (a5k.mean, a5k.mean_from) == (0.5, 2500.0)
+    metric = next(m for m in result.metrics if m.tag == LOSS)
+    assert format_cell(a10, metric) == "0.75" and format_cell(a20, metric).startswith("none in interval")
+    (trend,) = [f for f in result.findings if f.startswith("`Training/loss` (mean over each checkpoint interval)")]
+    # A logged nothing in (10, 20 min] (paused): its trend ends at its last interval with data, and says so.
+    assert "A 0.75 (last data in the interval ending at 10 min)" in trend and "B 0.75" in trend
+
+
+def test_learner_share_is_a_percent_mean() -> None:
+    share = classify_tag("Performance/learner_percentage_training")
+    assert (share.unit, share.scale) == ("%", 100.0)
+    base = Row("frames", 300.0, "R", share.tag, unit="%")
+    row = scalar_row(base, np.array([0.5, 0.9, 0.8]), np.array([100.0, 200.0, 300.0]), since=100.0, scale=share.scale)
+    assert (row.mean, row.last, row.count) == (pytest.approx(85.0), pytest.approx(80.0), 3)
+    assert (format_percent(2 / 1062), format_percent(0.0), format_percent(0.75)) == ("0.2%", "0%", "75%")
+
+
+def test_leader_is_not_bolded_on_a_gap_within_the_race_spread() -> None:
+    close = [Standing("A", 30.0, 5.0), Standing("B", 31.0, 4.0)]
+    text = ranking_sentence(close, "A01", "At 1 h")
+    assert "**" not in text and "no clear winner" in text and "std up to 5.000 s" in text
+    clear = [Standing("A", 30.0, 0.5), Standing("B", 31.0, 0.4)]
+    assert "**A** is best" in ranking_sentence(clear, "A01", "At 1 h")
+    unknown = [Standing("A", 30.0, None), Standing("B", 31.0, 0.4)]  # one finish: no spread to compare with
+    assert "**" not in ranking_sentence(unknown, "A01", "At 1 h")
+
+
+def test_plot_lines_break_at_a_pause(logs: Path) -> None:
+    from trackrl.analysis.plots import break_at_pauses
+
+    (run_a,) = load_runs(["A"], logs / "tensorboard", logs / "save")
+    x, y = break_at_pauses(run_a, "wall_minutes", np.array([1.0, 8.0, 31.0, 40.0]), np.array([4.0, 3.0, 2.0, 1.0]))
+    np.testing.assert_allclose(x, [1.0, 8.0, 10.0, 31.0, 40.0])
+    assert np.isnan(y[2]) and np.count_nonzero(np.isnan(y)) == 1
+    same_x, _ = break_at_pauses(run_a, "frames", np.array([1.0, 40.0]), np.array([1.0, 2.0]))
+    assert len(same_x) == 2
+
+
+def test_report_records_its_command_line_and_console_tables_do_not_wrap(logs: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    report = tmp_path / "r.md"
+    argv = ["compare", "A", "B", "--logdir", str(logs / "tensorboard"), "--save-dir", str(logs / "save"),
+            "--time-axis", "wall_minutes", "--times", "10m,20m", "--report", str(report)]  # fmt: skip
+    assert main(argv) == 0
+    text = report.read_text()
+    assert "## Reproduce" in text and "trackrl " + shlex.join(argv) in text
+    assert f"trackrl version: {trackrl.__version__}" in text and f"`{logs / 'tensorboard'}`" in text
+    assert "- `times`: '10m,20m'" in text
+    out = capsys.readouterr().out
+    # Piped (not a terminal): each cell stays on one line.
+    assert "28.000 · 34.000 ± 7.789 · 75% (4) · 5 min" in out
+    assert "paused since 10 min" in out
+
+
+def test_cli_prints_the_auto_hours_interval_warning(logs: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = ["compare", "A", "B", "--logdir", str(logs / "tensorboard"), "--save-dir", str(logs / "save"),
+            "--interval", "10", "--step-interval", "2k"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "warning: --interval 10 is read in hours" in out and "--interval 10m" in out
+    assert "2k frames" in out and "4k frames" in out  # --step-interval with a unit

@@ -67,9 +67,19 @@ def _add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("--logdir", default="tensorboard")
     compare.add_argument("--save-dir", default="save")
     compare.add_argument("--time-axis", choices=["auto", "wall_minutes", "cumul_training_hours"], default="auto")
-    compare.add_argument("--interval", default=None, help="checkpoint spacing on the time axis (minutes or hours)")
+    compare.add_argument(
+        "--interval",
+        default=None,
+        help="checkpoint spacing with a unit: 10m, 90s, 0.5h (a bare number is in the axis unit)",
+    )
+    compare.add_argument("--times", default=None, help="explicit time checkpoints, e.g. 20m,60m,90m,150m")
+    compare.add_argument(
+        "--beyond-window",
+        action="store_true",
+        help="also show the longer runs past the common window (marked as outside it)",
+    )
     compare.add_argument("--steps", default=None, help="step checkpoints, e.g. 500k,2.5M,10M")
-    compare.add_argument("--step-interval", default=None, help="step checkpoints every N frames, e.g. 1M")
+    compare.add_argument("--step-interval", default=None, help="step checkpoints every N frames, e.g. 2M")
     compare.add_argument("--map", default=None, help="only this map's race tags")
     compare.add_argument("--report", default=None, help="write a Markdown report here")
     compare.add_argument("--json", default=None, help="write every table as JSON here")
@@ -117,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the report records the command line
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:

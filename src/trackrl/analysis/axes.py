@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Literal
 
@@ -37,6 +38,9 @@ AXIS_LABELS: dict[str, str] = {
 }
 AXIS_SHORT: dict[str, str] = {"wall_minutes": "wall minutes", "training_hours": "training hours", "frames": "frames"}
 _SECONDS_PER_HOUR = 3600.0
+# A stretch between two event-file sessions longer than this is a pause (scalars are logged every few seconds, so a
+# shorter one is the normal silence between a file's last event and the next file's first).
+PAUSE_MIN_S = 60.0
 
 
 def has_training_hours(run: RunData) -> bool:
@@ -97,6 +101,24 @@ def time_axis_values(run: RunData, axis: TimeAxis, wall_time: np.ndarray) -> np.
     return training_hours_at(run, wall_time)
 
 
+def pauses_wall(run: RunData) -> np.ndarray:
+    """(start, end) wall times of the pauses between sessions longer than ``PAUSE_MIN_S``."""
+    sessions = merged_sessions(run.session_spans)
+    gaps = np.stack([sessions[:-1, 1], sessions[1:, 0]], axis=1) if len(sessions) > 1 else np.empty((0, 2))
+    return gaps[gaps[:, 1] - gaps[:, 0] > PAUSE_MIN_S]
+
+
+def paused_since(run: RunData, axis: AxisName, at: float) -> float | None:
+    """On the wall-minutes axis: where (min) the pause that contains ``at`` began, or None if the run was running."""
+    if axis != "wall_minutes":
+        return None  # training hours and frames do not advance during a pause: nothing to mark
+    wall = run.t0 + 60.0 * at
+    for start, end in pauses_wall(run):
+        if start < wall < end:
+            return (float(start) - run.t0) / 60.0
+    return None
+
+
 def run_length(run: RunData, axis: AxisName) -> float:
     """How far the run goes on ``axis``: its last event."""
     if axis == "frames":
@@ -129,6 +151,55 @@ def checkpoints(window: float, interval: float | None, option: str = "--interval
     else:
         points.append(window)
     return points
+
+
+def extend_past_window(points: list[float], window: float, longest: float, spacing: float) -> list[float]:
+    """``--beyond-window``: continue the checkpoints every ``spacing`` past the common window to the longest run."""
+    count = math.floor(longest / spacing + 1e-9)
+    extra = [round(spacing * k, 12) for k in range(1, count + 1) if spacing * k > window * (1 + 1e-9)]
+    if longest > window and (not extra or longest - extra[-1] >= 0.01 * spacing):
+        extra.append(longest)
+    return points + extra
+
+
+_DURATION_PATTERN = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*(?P<unit>s|min|m|h)?\s*$")
+_MINUTES_PER_UNIT = {"s": 1.0 / 60.0, "m": 1.0, "min": 1.0, "h": 60.0}
+
+
+def parse_duration(text: str, axis: TimeAxis, option: str = "--interval") -> tuple[float, bool]:
+    """'10m' / '90s' / '0.5h' -> a length on ``axis`` (minutes or training hours); a bare number is already in the
+    axis' unit. Returns (length, whether a unit was written)."""
+    match = _DURATION_PATTERN.match(str(text))
+    if not match:
+        raise UserError(f"{option}: '{text}' is not a duration (e.g. 10m, 90s, 0.5h, or a bare number in the "
+                        f"axis unit)")  # fmt: skip
+    number = float(match["number"])
+    if not math.isfinite(number) or number <= 0:
+        raise UserError(f"{option}: '{text}' must be a positive finite duration")
+    if match["unit"] is None:
+        return number, False
+    minutes = number * _MINUTES_PER_UNIT[match["unit"]]
+    return (minutes if axis == "wall_minutes" else minutes / 60.0), True
+
+
+def parse_times(text: str, axis: TimeAxis) -> list[float]:
+    """``--times 20m,60m,1.5h`` -> sorted distinct checkpoints on ``axis``."""
+    points = {parse_duration(part, axis, "--times")[0] for part in text.split(",") if part.strip()}
+    if not points:
+        raise UserError(f"--times: '{text}' names no checkpoint (e.g. 20m,60m,90m)")
+    check_row_count(len(points), "--times", text)
+    return sorted(points)
+
+
+def interval_warning(interval: str, spacing: float, had_unit: bool, requested_axis: str, axis: TimeAxis,
+                     window: float) -> str | None:  # fmt: skip
+    """A bare ``--interval`` on the training-hours axis that ``auto`` chose, leaving < 2 checkpoints: say so (a user
+    who meant minutes gets one row per table and no other sign of it)."""
+    if had_unit or requested_axis != "auto" or axis != "training_hours" or math.floor(window / spacing + 1e-9) >= 2:
+        return None
+    return (f"--interval {interval} is read in hours (the time axis 'auto' chose training hours), which leaves "
+            f"{math.floor(window / spacing + 1e-9)} checkpoint(s) in the {window:.3g} h common window; write a unit, "
+            f"e.g. --interval {interval}m for minutes")  # fmt: skip
 
 
 def step_checkpoints(steps: str | None, step_interval: str | None, frames_window: int) -> list[int]:

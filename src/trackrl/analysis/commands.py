@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
 from rich.console import Console
 from rich.table import Table
 
-from trackrl.analysis.axes import AXIS_LABELS, AXIS_SHORT, AXIS_UNITS
+import trackrl
+from trackrl.analysis.axes import AXIS_LABELS, AXIS_SHORT, AXIS_UNITS, parse_duration, parse_times
 from trackrl.analysis.comparison import (
     WALL_TO_TRAINING_FLAG_RATIO,
     Comparison,
@@ -21,9 +24,11 @@ from trackrl.analysis.comparison import (
     summarize_run,
 )
 from trackrl.analysis.events import EventFileWarning
-from trackrl.analysis.options import parse_frame_list, parse_frames, parse_interval
+from trackrl.analysis.options import parse_frame_list, parse_frames
 from trackrl.analysis.report import (
-    FAMILY_COLUMNS,
+    Figure,
+    Provenance,
+    cells_legend,
     format_hours,
     metric_table,
     render_report,
@@ -37,9 +42,9 @@ T = TypeVar("T")
 
 
 def _console() -> Console:
-    """Rich console; when piped to a file, wide enough that the tables do not wrap."""
+    """Rich console; when piped to a file, wide enough that no table wraps mid-cell (a file has no width)."""
     console = Console()
-    return console if console.is_terminal else Console(width=160)
+    return console if console.is_terminal else Console(width=400, soft_wrap=True)
 
 
 def _with_file_warnings(console: Console, work: Callable[[], T]) -> T:
@@ -67,9 +72,9 @@ def _print_metric_tables(console: Console, comparison: Comparison) -> None:
             if not body:
                 continue
             title = f"{metric.tag} — by {AXIS_SHORT[axis]}"
-            table = Table(title=title, caption=FAMILY_COLUMNS[metric.family], min_width=len(title) + 2)
+            table = Table(title=title, caption=cells_legend(metric), min_width=len(title) + 2)
             for i, column in enumerate(header):
-                table.add_column(column, justify="left" if i == 0 else "right")
+                table.add_column(column, justify="left" if i == 0 else "right", no_wrap=not console.is_terminal)
             for row in body:
                 table.add_row(*row)
             console.print(table)
@@ -86,12 +91,30 @@ def _print_overview(console: Console, comparison: Comparison) -> None:
     for run in comparison.runs:
         console.print(f"  {run.name}: folders {', '.join(run.folders)}; {run.n_events:,} events "
                       f"in {run.n_event_files} file(s)", highlight=False)  # fmt: skip
+    for note in comparison.notes:
+        console.print(f"[yellow]warning:[/] {note}", highlight=False)
+
+
+_OPTIONS = ("time_axis", "interval", "times", "beyond_window", "steps", "step_interval", "map")
+
+
+def provenance(args: argparse.Namespace) -> Provenance:
+    """Command line, folders, options and version, for the report's Reproduce section and the JSON."""
+    argv = getattr(args, "argv", None)
+    return Provenance(
+        command_line="trackrl " + shlex.join(argv) if argv is not None else "(called from Python)",
+        logdir=str(Path(args.logdir).resolve()), save_dir=str(Path(args.save_dir).resolve()),
+        version=trackrl.__version__, options={name: getattr(args, name, None) for name in _OPTIONS},
+    )  # fmt: skip
 
 
 def check_options(args: argparse.Namespace) -> None:
     """Refuse bad checkpoint options and unusable --report / --json / --plots paths before minutes of reading and
     computing (compare_runs checks the options again: the Python API goes through it alone)."""
-    parse_interval(args.interval, "--interval")
+    if args.interval is not None:
+        parse_duration(args.interval, "wall_minutes", "--interval")
+    if getattr(args, "times", None) is not None:
+        parse_times(args.times, "wall_minutes")
     if args.steps is not None:
         parse_frame_list(args.steps, "--steps")
     if args.step_interval is not None:
@@ -118,7 +141,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     check_options(args)
     runs = _with_file_warnings(console, lambda: load_runs(args.runs, logdir, save_dir))
     comparison = compare_runs(runs, time_axis=args.time_axis, interval=args.interval, steps=args.steps,
-                              step_interval=args.step_interval, map_name=args.map)  # fmt: skip
+                              step_interval=args.step_interval, map_name=args.map, times=args.times,
+                              beyond_window=args.beyond_window)  # fmt: skip
     if args.map and not any(m.map_name == args.map for m in comparison.metrics):
         raise UserError(f"--map {args.map}: no race or Q tag for this map in runs {', '.join(args.runs)}")
     _print_overview(console, comparison)
@@ -126,24 +150,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
     console.print("[bold]Key findings[/]")
     for finding in comparison.findings:
         console.print(f"  • {finding.replace('**', '')}", highlight=False)
-    figures: list[Path] = []
+    figures: list[Figure] = []
     line_figures: list[Path] = []
     if args.plots:
         from trackrl.analysis.plots import plot_metrics  # matplotlib only when asked
         from trackrl.analysis.racing_lines import plot_racing_lines
 
-        figures = plot_metrics(runs, comparison.metrics, comparison.time_axis, comparison.common_window, args.plots)
+        figures = plot_metrics(runs, comparison, args.plots)
+
         def warn(message: str) -> None:
             console.print(f"[yellow]warning:[/] {message}", highlight=False)
 
         line_figures = plot_racing_lines(args.runs, save_dir, Path(args.plots), warn)
         console.print(f"wrote {len(figures)} plot(s) and {len(line_figures)} racing-line figure(s) to {args.plots}")
+    origin = provenance(args)
     if args.json:
-        write_json(args.json, comparison)
+        write_json(args.json, comparison, origin)
         console.print(f"wrote {args.json}")
     if args.report:
         report_dir = Path(args.report).resolve().parent
-        text = render_report(comparison, figures=[f.resolve() for f in figures], report_dir=report_dir,
+        figures = [replace(f, path=f.path.resolve()) for f in figures]
+        text = render_report(comparison, figures=figures, report_dir=report_dir, provenance=origin,
                              line_figures=[f.resolve() for f in line_figures])  # fmt: skip
         atomic_write_text(args.report, text)
         console.print(f"wrote {args.report}")
@@ -160,7 +187,7 @@ def audit_table(summaries: Sequence[RunSummary]) -> Table:
         table.add_row(
             run.name, ", ".join(run.folders), f"{run.wall_minutes:.1f}", f"{run.active_minutes:.1f}",
             format_hours(run.training_hours),
-            f"{ratio:.2f}" if ratio is not None else "—", "⚠" if run.flagged else "",
+            f"{ratio:.2f}" if ratio is not None else "-", "⚠" if run.flagged else "",
         )  # fmt: skip
     return table
 

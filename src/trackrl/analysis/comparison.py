@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from trackrl.analysis.axes import (
+    AXIS_UNITS,
     TimeAxis,
     active_seconds,
     checkpoints,
     choose_time_axis,
+    extend_past_window,
     has_training_hours,
+    interval_warning,
     merged_sessions,
+    nice_interval,
+    parse_duration,
+    parse_frames,
+    parse_times,
+    pauses_wall,
     run_length,
     step_checkpoints,
 )
@@ -38,6 +46,7 @@ class RunSummary:
     n_events: int
     n_purged: int  # orphans of a restart, dropped as TensorBoard does
     problems: list[str]
+    pauses_min: list[tuple[float, float]] = field(default_factory=list)  # (start, end) wall minutes of each pause
 
     @property
     def wall_to_training_ratio(self) -> float | None:
@@ -62,6 +71,7 @@ class RunSummary:
             "events": self.n_events,
             "purged_after_restart": self.n_purged,
             "problems": self.problems,
+            "pauses_wall_minutes": [list(p) for p in self.pauses_min],
         }
 
 
@@ -73,6 +83,7 @@ def summarize_run(run: RunData) -> RunSummary:
         name=run.name, folders=run.folders, wall_minutes=(run.t_end - run.t0) / 60.0, active_minutes=active_s / 60.0,
         training_hours=hours, max_frames=run.max_step, n_event_files=run.n_event_files, n_events=run.n_events,
         n_purged=run.n_purged, problems=run.problems,
+        pauses_min=[((a - run.t0) / 60.0, (b - run.t0) / 60.0) for a, b in pauses_wall(run)],
     )  # fmt: skip
 
 
@@ -88,10 +99,13 @@ class Comparison:
     findings: list[str]
     runs: list[RunSummary]
     shortest_run: str
+    notes: list[str] = field(default_factory=list)  # warnings about the options (also printed and reported)
+    beyond_window: bool = False
 
     def to_json(self) -> dict:
         return {
             "axis": self.time_axis,
+            "axis_unit": AXIS_UNITS[self.time_axis],
             "common_window": self.common_window,
             "common_frames": self.common_frames,
             "shortest_run": self.shortest_run,
@@ -99,6 +113,7 @@ class Comparison:
             "step_checkpoints": self.step_points,
             "runs": {run.name: run.to_json() for run in self.runs},
             "findings": self.findings,
+            "notes": self.notes,
             "rows": [row.to_json() for row in self.rows],
         }
 
@@ -107,22 +122,48 @@ def load_runs(names: Sequence[str], logdir: Path, save_dir: Path) -> list[RunDat
     return [load_run(run, logdir, save_dir) for run in resolve_runs(names, logdir, save_dir)]
 
 
-def compare_runs(runs: Sequence[RunData], time_axis: str = "auto", interval: float | None = None,
+def time_checkpoints(axis: TimeAxis, requested_axis: str, window: float, longest: float,
+                     interval: str | float | None, times: str | None,
+                     beyond_window: bool) -> tuple[list[float], list[str]]:  # fmt: skip
+    """Checkpoints on the time axis (explicit ``times``, else every ``interval`` to the end of the common window, and
+    on to the longest run with ``beyond_window``), and warnings about the options."""
+    if times:
+        return parse_times(times, axis), []
+    notes = []
+    spacing: float | None = None
+    if interval is not None:
+        spacing, had_unit = parse_duration(str(interval), axis)
+        if (note := interval_warning(str(interval), spacing, had_unit, requested_axis, axis, window)) is not None:
+            notes.append(note)
+    points = checkpoints(window, spacing)
+    if beyond_window:
+        points = extend_past_window(points, window, longest, spacing or nice_interval(window))
+    return points, notes
+
+
+def compare_runs(runs: Sequence[RunData], time_axis: str = "auto", interval: str | float | None = None,
                  steps: str | None = None, step_interval: str | None = None,
-                 map_name: str | None = None) -> Comparison:  # fmt: skip
+                 map_name: str | None = None, times: str | None = None,
+                 beyond_window: bool = False) -> Comparison:  # fmt: skip
     """Tables at every checkpoint of the common window (the shortest run) and at the step checkpoints."""
     axis = choose_time_axis(time_axis, runs)
     lengths = {run.name: run_length(run, axis) for run in runs}
     shortest = min(lengths, key=lambda name: lengths[name])
     window = lengths[shortest]
     frames_window = min(run.max_step for run in runs)
-    time_points = checkpoints(window, interval)
+    time_points, notes = time_checkpoints(axis, time_axis, window, max(lengths.values()), interval, times,
+                                          beyond_window)  # fmt: skip
     step_points = step_checkpoints(steps, step_interval, frames_window)
+    if beyond_window and not steps:
+        spacing = parse_frames(step_interval, "--step-interval") if step_interval else nice_interval(frames_window)
+        longest_frames = max(run.max_step for run in runs)
+        step_points = [round(x) for x in extend_past_window(list(map(float, step_points)), frames_window,
+                                                           longest_frames, spacing)]  # fmt: skip
     metrics = select_metrics(runs, map_name)
-    rows = compute_rows(runs, metrics, axis, time_points, step_points)
-    findings = key_findings(rows, metrics, axis, window, step_points, runs)
+    rows = compute_rows(runs, metrics, axis, time_points, step_points, {axis: window, "frames": frames_window})
+    findings = key_findings(rows, metrics, axis, window, step_points, runs, time_points)
     return Comparison(axis, window, frames_window, time_points, step_points, metrics, rows, findings,
-                      [summarize_run(run) for run in runs], shortest)  # fmt: skip
+                      [summarize_run(run) for run in runs], shortest, notes, beyond_window)  # fmt: skip
 
 
 def compare(names: Sequence[str], logdir: str | Path = "tensorboard", save_dir: str | Path = "save",

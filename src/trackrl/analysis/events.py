@@ -12,7 +12,7 @@ scanned by one numba function that checks both CRCs and decodes the few protobuf
     SummaryMetadata 1: plugin_data (1: plugin_name)   4: data_class (1 = scalar)
 
 ``simple_value`` scalars are what torch's SummaryWriter writes; TF2 writes 0-d tensors under the "scalars" plugin,
-which are accepted too. EventAccumulator keeps only a random 10,000 per tag by default (REFERENCE.md, anchor bug);
+which are accepted too. EventAccumulator keeps only a random 10,000 per tag by default (docs/metrics.md, anchor bug);
 this reader keeps all of them. A corrupt record (data CRC mismatch) is skipped; a corrupt length or a truncated tail
 ends the file. Both are reported with ``warnings.warn(EventFileWarning)`` and the readable part is used.
 """

@@ -4,7 +4,7 @@ The trainer writes ``<logdir>/<run><suffix>/`` with suffixes "", "_2", "_3", ...
 the folders it wrote in ``<save_dir>/<run>/accumulated_stats.json["tensorboard_folders"]``. That save-state is the
 authority. Without it, ``run_K`` (K >= 2) joins ``run`` by name, unless ``run_K`` is a run of its own: it has its own
 save dir, another run's save-state claims it, or it is named on the command line (the anchor script swallowed such
-runs; REFERENCE.md).
+runs; docs/metrics.md).
 """
 
 from __future__ import annotations

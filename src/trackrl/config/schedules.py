@@ -3,7 +3,7 @@
 A schedule is a list of ``[frames, value]`` points, starting at frame 0 with strictly increasing frames.
 ``global_schedule_speed`` multiplies every x-coordinate (larger = slower progression).
 
-Interpolation kinds (REFERENCE.md "Linesight / rulka conventions"):
+Interpolation kinds (Linesight / rulka conventions; docs/architecture.md "Training"):
 - linear: learning-rate-free quantities such as gamma;
 - exponential (geometric): lr, epsilon, Boltzmann noise — ``v0 * (v1 / v0) ** fraction``;
 - staircase: memory size, TensorBoard suffix — the value of the last point at or before ``frames``.

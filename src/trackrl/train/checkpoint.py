@@ -1,6 +1,6 @@
 """Save-state of a run: atomic writes (temp file + os.replace) and safe loads (JSON, torch weights_only=True).
 
-Layout of ``<save-dir>/<run>/`` (DESIGN.md "Training"):
+Layout of ``<save-dir>/<run>/`` (docs/architecture.md "Training"):
     weights.torch            online network weights (the inference state dict; tensors only)
     learner_state.torch      online + target networks and optimiser (tensors and plain numbers only)
     accumulated_stats.json   counters, best times, rolling means, TensorBoard folders, map-cycle position, seeds

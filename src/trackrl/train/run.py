@@ -1,4 +1,4 @@
-"""One training run: the learner (this process) driving the collector processes (DESIGN.md "Training").
+"""One training run: the learner (this process) driving the collector processes (docs/architecture.md "Training").
 
 Loop: poll rollouts (never blocking) → log each race, add it to the buffer if its map fills it → replace dead
 collectors → do the batches the replay ratio owes (a few at a time, so that queues keep draining) → publish the

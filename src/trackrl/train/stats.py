@@ -1,6 +1,6 @@
 """Accumulated statistics of a run (the JSON save-state) and the per-race scalars derived from them.
 
-Two anchor mistakes are avoided on purpose (REFERENCE.md "Known anchor mistakes"):
+Two anchor mistakes are avoided on purpose (docs/metrics.md, "Linesight / rulka" column):
 - ``alltime_min_ms`` only ever takes the time of a *finished* race (a DNF logged as 300,000 ms is never a best);
 - the rolling mean of eval times behind ``Race/eval_race_time_robust_*`` is seeded from the first finished eval
   race, not from 300,000 ms, so early slow finishes are not called robust.
@@ -17,7 +17,7 @@ from trackrl.train.checkpoint import CheckpointError
 
 # Linesight (learner_process.py, per finished eval race): rolling_mean = 0.9 * rolling_mean + 0.1 * race_time, then
 # robust iff race_time < 1.02 * rolling_mean, the mean *including* this race. One deliberate difference: Linesight
-# starts the mean at the 300,000 ms cutoff (every early finish is "robust", REFERENCE.md "Known anchor mistakes"); here
+# starts the mean at the 300,000 ms cutoff (every early finish is "robust": docs/metrics.md); here
 # the first finished eval race seeds it.
 ROBUST_FACTOR = 1.02
 ROLLING_MEAN_WEIGHT = 0.1

@@ -1,4 +1,5 @@
-"""TensorBoard tag names, in one place: the names Linesight/rulka users already know (REFERENCE.md).
+"""TensorBoard tag names, in one place: the names Linesight/rulka users already know
+(units and definitions: docs/metrics.md).
 
 Global step of every scalar = frames played (environment steps / actions), never gradient updates.
 ``status`` is "trained" for a map that fills the replay buffer and "blind" for one that does not.
