@@ -26,6 +26,7 @@ from trackrl.game.blob import SimState, parse_state
 from trackrl.game.protocol import (
     HOST,
     INT32,
+    MAX_BLOB_BYTES,
     MESSAGE_STRUCTS,
     TYPE_AND_LENGTH,
     GameConnectionError,
@@ -39,7 +40,6 @@ from trackrl.game.protocol import (
 )
 
 M = MessageType
-MAX_BLOB_BYTES = 1 << 20  # a longer length prefix means the stream is out of step, not a real state
 MAX_TEXT_BYTES = 1 << 24
 PAIR = struct.Struct("<ii")
 

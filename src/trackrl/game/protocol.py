@@ -22,6 +22,7 @@ HOST = "127.0.0.1"  # loopback only, on both sides (the plugin listens on it)
 DEFAULT_PORT = 8478  # Linesight's base_tmi_port; instance i uses DEFAULT_PORT + i
 DEFAULT_RESPONSE_TIMEOUT_MS = 2000  # the plugin's RESPONSE_TIMEOUT until C_SET_TIMEOUT, and after each disconnect
 DEFAULT_ON_STEP_PERIOD_MS = 10
+MAX_BLOB_BYTES = 1 << 20  # a longer state-blob length prefix means the stream is out of step, not a real state
 MSG_WAITALL = getattr(socket, "MSG_WAITALL", 0)
 
 

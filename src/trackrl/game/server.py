@@ -30,6 +30,7 @@ from trackrl.game.protocol import (
     DEFAULT_RESPONSE_TIMEOUT_MS,
     HOST,
     INT32,
+    MAX_BLOB_BYTES,
     MESSAGE_STRUCTS,
     PAYLOAD_STRUCTS,
     GameConnectionError,
@@ -46,7 +47,6 @@ from trackrl.sim.car import TICK_MS
 from trackrl.sim.track import load_track
 
 M = MessageType
-MAX_BLOB_BYTES = 1 << 20
 MAX_COMMAND_BYTES = 1 << 16
 IDLE_SLEEP_S = 0.001
 log = logging.getLogger("trackrl.game.server")
