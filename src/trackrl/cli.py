@@ -1,4 +1,4 @@
-"""`trackrl` command line: train | replay | compare | audit | track | config | tmi-serve.
+"""`trackrl` command line: train | replay | compare | audit | track | config | tmi-serve | game.
 
 Each sub-command is parsed here and handled by its package; handlers are imported lazily so that
 `trackrl config validate` does not pay for importing torch.
@@ -38,6 +38,7 @@ def _add_track_commands(subparsers: argparse._SubParsersAction) -> None:
     plot.add_argument("--road-width", type=float, default=None)
     plot.add_argument("-o", "--output", default="track.png")
     plot.set_defaults(handler=_lazy("trackrl.viz.commands", "cmd_track_plot"))
+    _add_gbx_track_commands(track_sub)
 
 
 def _add_train_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -105,6 +106,28 @@ def _add_game_commands(subparsers: argparse._SubParsersAction) -> None:
     serve.set_defaults(handler=_lazy("trackrl.game.commands", "cmd_tmi_serve"))
 
 
+# ---- the real game's files: .Gbx maps to .npy (track from-replay | checkpoints), the plugin (game install-plugin)
+def _add_gbx_track_commands(track_sub: argparse._SubParsersAction) -> None:
+    replay = track_sub.add_parser("from-replay", help="a .npy reference line (0.5 m) from a replay's fastest ghost")
+    replay.add_argument("replay", help="FILE.Replay.Gbx (or a .Challenge.Gbx holding a ghost); needs trackrl[gbx]")
+    replay.add_argument("-o", "--output", required=True, help="the .npy file to write (N x 3, Linesight's format)")
+    replay.set_defaults(handler=_lazy("trackrl.game.map_commands", "cmd_track_from_replay"))
+    checkpoints = track_sub.add_parser("checkpoints", help="the real checkpoint positions of a .Challenge.Gbx")
+    checkpoints.add_argument("challenge", help="FILE.Challenge.Gbx; needs trackrl[gbx]")
+    checkpoints.add_argument("-o", "--output", required=True, help="the .npy file to write (N x 3 metres)")
+    checkpoints.set_defaults(handler=_lazy("trackrl.game.map_commands", "cmd_track_checkpoints"))
+
+
+def _add_plugin_commands(subparsers: argparse._SubParsersAction) -> None:
+    game = subparsers.add_parser("game", help="the real game: install trackrl's TMInterface 2 plugin")
+    game_sub = game.add_subparsers(dest="game_command", required=True)
+    install = game_sub.add_parser("install-plugin", help="copy trackrl_link.as into TMInterface's Plugins folder")
+    install.add_argument("--tmi-dir", default=None, help="the TMInterface folder (default: Documents/TMInterface; "
+                         "under Wine, the prefix's, $WINEPREFIX or ~/.wine)")  # fmt: skip
+    install.add_argument("--force", action="store_true", help="replace a different trackrl_link.as (kept as .bak)")
+    install.set_defaults(handler=_lazy("trackrl.game.plugin_install", "cmd_install_plugin"))
+
+
 def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
         import importlib
@@ -122,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_track_commands(subparsers)
     _add_config_commands(subparsers)
     _add_game_commands(subparsers)
+    _add_plugin_commands(subparsers)
     return parser
 
 
