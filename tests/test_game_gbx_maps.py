@@ -251,3 +251,37 @@ def test_stand_in_matches_real_pygbx_names() -> None:
     block = headers.MapBlock()
     assert hasattr(block, "name") and hasattr(block.position, "x")
     assert callable(pygbx.Gbx.get_classes_by_ids)
+
+
+# ---- through the real pygbx, on GBX files written by tests/gbx_writer.py (skipped without the extra) ------------
+def test_real_pygbx_replay_to_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("pygbx")
+    from gbx_writer import replay_gbx
+
+    fast, slow = synthetic_ghost(5000, extra_after_finish=3), synthetic_ghost(5500)
+    replay = tmp_path / "A01.Replay.Gbx"
+    replay.write_bytes(replay_gbx([(slow.positions_m, 100, 5500, 0), (fast.positions_m, 100, 5000, 2)]))
+    output = tmp_path / "line.npy"
+    assert main(["track", "from-replay", str(replay), "-o", str(output)]) == 0
+    captured = capsys.readouterr()
+    assert "ghost 1" in captured.out and "respawned 2 time(s)" in captured.err
+    positions_f32 = fast.positions_m.astype(np.float32).astype(np.float64)  # a ghost stores float32 positions
+    np.testing.assert_allclose(np.load(output), reference_line(race_samples(Ghost(positions_f32, 100, 5000, 2), "r")))
+    assert load_track(str(output)).length_m > 100
+    truncated = tmp_path / "cut.Replay.Gbx"
+    truncated.write_bytes(replay.read_bytes()[:60])
+    assert main(["track", "from-replay", str(truncated), "-o", str(output)]) == 2
+    assert "pygbx cannot parse it" in capsys.readouterr().err
+
+
+def test_real_pygbx_challenge_to_checkpoints(tmp_path: Path) -> None:
+    pytest.importorskip("pygbx")
+    from gbx_writer import challenge_gbx
+
+    blocks = [("StadiumRoadMainStartLine", (16, 1, 10)), ("StadiumRoadMain", (16, 1, 11)),
+              ("StadiumRoadMainCheckpointHigh", (16, 1, 12)), ("StadiumRoadMainFinishLine", (17, 2, 14))]  # fmt: skip
+    challenge = tmp_path / "A01.Challenge.Gbx"
+    challenge.write_bytes(challenge_gbx(blocks))
+    output = tmp_path / "cps.npy"
+    assert main(["track", "checkpoints", str(challenge), "-o", str(output)]) == 0
+    np.testing.assert_allclose(np.load(output), [[528, 8, 336], [528, 15, 400], [560, 16, 464]])
