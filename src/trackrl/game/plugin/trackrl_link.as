@@ -18,7 +18,8 @@
 //   at once (WaitForResponse);
 // - a wait ends on the echo, on C_SHUTDOWN, or when no data came within the response timeout since the wait
 //   began (2000 ms until C_SET_TIMEOUT, reset on every disconnect): the client is then dropped;
-// - one client at a time: a new connection replaces the old one; the listening socket stays.
+// - one client at a time: a new connection replaces the old one (also during a wait, which it ends); the
+//   listening socket stays.
 // Stricter than Python_Link.as, as tmi-serve is: an unknown message type, an impossible length or a frame of the
 // wrong size drops the client with a logged reason (the stream cannot be resynchronised), instead of being
 // ignored with its payload left unread.
@@ -95,6 +96,9 @@ int frameWidth = -1;
 int frameHeight = -1;  // < 0: no frame requested
 bool onConnectQueued = false;
 uint64 waitStartMs = 0;  // the response timeout runs from the start of each wait, whatever traffic comes
+Net::Socket@ waitingClient = null;  // a client that connected while the game waited for the previous one
+uint64 lastAcceptPollMs = 0;
+const uint ACCEPT_POLL_INTERVAL_MS = 100;
 
 PluginInfo@ GetPluginInfo()
 {
@@ -115,6 +119,7 @@ void Main()
 void OnDisabled()
 {
     DropClient("plugin disabled");
+    @waitingClient = null;
     if (listenSock !is null) {
         listenSock.Close();  // TMI API (unverified): releasing the socket may be enough
         @listenSock = null;
@@ -158,7 +163,11 @@ void AcceptClient()
     if (listenSock is null) {
         return;
     }
-    Net::Socket@ accepted = listenSock.Accept(0);  // non-blocking
+    Net::Socket@ accepted = waitingClient;
+    @waitingClient = null;
+    if (accepted is null) {
+        @accepted = listenSock.Accept(0);  // non-blocking
+    }
     if (accepted is null) {
         return;
     }
@@ -286,6 +295,18 @@ bool WaitForBytes(uint count, const string &in what)
     return clientSock !is null;
 }
 
+// A new client while waiting for the old one's echo: the old one is gone (a restarted trainer). tmi-serve notices a
+// closed connection at once; here the wait would otherwise last the whole timeout (days between races).
+bool NewClientArrived()
+{
+    if (listenSock is null || Time::Now - lastAcceptPollMs < ACCEPT_POLL_INTERVAL_MS) {
+        return false;
+    }
+    lastAcceptPollMs = Time::Now;
+    @waitingClient = listenSock.Accept(0);
+    return waitingClient !is null;
+}
+
 void WaitForResponse(MessageType expected)
 {
     waitStartMs = Time::Now;
@@ -294,6 +315,10 @@ void WaitForResponse(MessageType expected)
             if (TimedOut()) {
                 DropClient("no echo of message " + int(expected) + " within " + responseTimeoutMs + " ms (timeout)");
                 return;
+            }
+            if (NewClientArrived()) {
+                DropClient("a new client connected while waiting for message " + int(expected));
+                return;  // accepted at the next Render()
             }
             continue;
         }
