@@ -102,7 +102,7 @@ const uint ACCEPT_POLL_INTERVAL_MS = 100;
 
 PluginInfo@ GetPluginInfo()
 {
-    PluginInfo info;
+    PluginInfo@ info = PluginInfo();
     info.Author = "trackrl";
     info.Name = "trackrl link";
     info.Description = "TMInterface 2 protocol for trackrl and Linesight clients (loopback TCP, port custom_port)";
@@ -176,7 +176,7 @@ void AcceptClient()
     }
     accepted.NoDelay = true;
     @clientSock = accepted;
-    log("trackrl link: client connected from " + accepted.RemoteIP, Severity::Info);
+    log("trackrl link: client connected from " + accepted.RemoteIP, Severity::Info);  // TMI API (unverified): RemoteIP
     if (GetCurrentGameState() == TM::GameState::StartUp) {
         onConnectQueued = true;  // on-connect waits for the menus (tmi-serve has no start-up state)
     } else {
