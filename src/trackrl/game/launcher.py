@@ -45,8 +45,12 @@ def instance_ports(config: TrackRLConfig) -> list[int]:
 
 
 def port_is_free(port: int) -> bool:
-    """True if nothing listens on 127.0.0.1:port (a bind test: a game or tmi-serve already there makes it fail)."""
+    """True if nothing listens on 127.0.0.1:port (a bind test: a game or tmi-serve already there makes it fail).
+
+    SO_REUSEADDR as tmi-serve sets it: connections of a stopped game still in TIME_WAIT do not count as in use.
+    """
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         probe.bind((HOST, port))
         return True

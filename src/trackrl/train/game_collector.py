@@ -14,6 +14,7 @@ stopped with SIGSTOP stops every thread and is still caught.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import threading
 import time
@@ -28,14 +29,21 @@ from trackrl.train.processes import RolloutChannel, SharedWeights, parent_is_ali
 HEARTBEAT_PERIOD_S = 0.5
 
 
+class CollectorStopping(Exception):
+    """The learner asked the collectors to stop: the race in progress is abandoned."""
+
+
 class GameCollector(PolicyCollector):
-    def __init__(self, spec: CollectorSpec, shared_weights: SharedWeights, beat: Any = None) -> None:
+    def __init__(
+        self, spec: CollectorSpec, shared_weights: SharedWeights, beat: Any = None, should_stop: Any = None
+    ) -> None:
         from trackrl.game.instance import GameInstance
         from trackrl.game.observation_adapter import GameRaceObserver
         from trackrl.sim.track import load_track
 
         super().__init__(spec, shared_weights)
         self.beat = beat if beat is not None else (lambda: None)
+        self.should_stop = should_stop if should_stop is not None else (lambda: False)
         self.last_activity_s = time.monotonic()
         self.instance = GameInstance(self.config, spec.collector_id, keepalive=self.keepalive)
         self.observers = {
@@ -55,6 +63,8 @@ class GameCollector(PolicyCollector):
         greedy = not slot.is_exploration
 
         def choose_action(image: np.ndarray | None, floats: np.ndarray) -> int:
+            if self.should_stop():
+                raise CollectorStopping
             schedules = current_schedule_values(self.config, self.frames_played)
             actions, q_values = self.select(None if image is None else image[None], floats[None], greedy, schedules)
             race.q_values.append(float(np.asarray(q_values, dtype=np.float64)[0].mean()))
@@ -87,6 +97,10 @@ def _heartbeat(collector: GameCollector, channel: RolloutChannel, stop: threadin
             channel.beat()
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
 def run_game_collector(
     spec: CollectorSpec, rollout_queue: RolloutChannel, shared_weights: SharedWeights, stop_event: Any
 ) -> None:
@@ -94,17 +108,24 @@ def run_game_collector(
         level=logging.INFO, stream=sys.stderr, datefmt="%H:%M:%S",
         format=f"%(asctime)s collector {spec.collector_id}: %(message)s",
     )  # fmt: skip
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # the pool's terminate(): still close the game we launched
     rollout_queue.beat()
-    collector = GameCollector(spec, shared_weights, beat=rollout_queue.beat)
+
+    def should_stop() -> bool:
+        return stop_event.is_set() or not parent_is_alive()
+
+    collector = GameCollector(spec, shared_weights, beat=rollout_queue.beat, should_stop=should_stop)
     stop_beating = threading.Event()
     beater = threading.Thread(target=_heartbeat, args=(collector, rollout_queue, stop_beating), daemon=True)
     beater.start()
     try:
-        while not stop_event.is_set() and parent_is_alive():
+        while not should_stop():
             rollout = collector.run_race()
             collector.keepalive()
             if rollout is not None and not put_until_stopped(rollout_queue, rollout, stop_event):
                 return
+    except CollectorStopping:
+        return
     finally:
         stop_beating.set()
         collector.close()
