@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trackrl.config import EnvironmentConfig, TrackRLConfig, config_from_dict
+from trackrl.config import EnvironmentConfig, TrackRLConfig, config_from_dict, load_config
 from trackrl.errors import UserError
 from trackrl.game.instance import GameInstance, GameRace
 from trackrl.game.launcher import GameSetupError, check_game_setup
@@ -27,6 +27,7 @@ from trackrl.sim.env import VecRaceEnv
 from trackrl.sim.observation import float_input_layout
 from trackrl.sim.track import load_track
 
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 NOTHING = ACTION_NAMES.index("nothing")
 WALL_CONTACT = dict(float_input_layout(EnvironmentConfig()))["wall_contact"]
 
@@ -101,8 +102,9 @@ def follower(config: TrackRLConfig):
 
 def simulator_race(config: TrackRLConfig, actions: list[int], use_image: bool = False) -> dict:
     """The same actions stepped by the simulator's VecRaceEnv (the collectors' environment)."""
+    size_px = (config.nn.image_height_px, config.nn.image_width_px)
     env = VecRaceEnv(load_track("easy"), 1, env_config=config.environment, rewards_config=config.rewards,
-                     image_size_px=(config.nn.image_height_px, config.nn.image_width_px), render_images=use_image)  # fmt: skip
+                     image_size_px=size_px, render_images=use_image)  # fmt: skip
     images, floats = env.reset()
     rows = {"floats": [floats[0]], "images": [images[0]], "rewards": [], "positions": [env.positions_m[0]]}
     for action in actions:
@@ -170,7 +172,7 @@ def test_no_progress_cutoff_and_images_match_the_simulator(served: ServedGame) -
         instance.close()
 
 
-def test_a_killed_tmi_serve_drops_that_race_and_the_game_is_relaunched() -> None:
+def test_a_killed_tmi_serve_drops_that_race_and_the_game_is_relaunched_and_rebooted() -> None:
     config = game_config(free_port(), launcher="simulator")
     instance = GameInstance(config, 0)
     observer = GameRaceObserver(load_track("easy"), config.environment, config.rewards)
@@ -190,6 +192,12 @@ def test_a_killed_tmi_serve_drops_that_race_and_the_game_is_relaunched() -> None
         race = instance.rollout("easy", "easy", observer, choose)
         assert race is not None and race.finished and instance.launches == 2 and instance.connections == 2
         assert_same_as_simulator(race, config)
+        # A game up longer than game_reboot_interval (43,200 s) is closed and relaunched at the next race.
+        instance.launched_at_s -= config.game.game_reboot_interval + 1
+        old_process = instance.launched.process
+        race = instance.rollout("easy", "easy", observer, choose)
+        assert race is not None and race.finished and instance.launches == 3
+        assert old_process.poll() is not None  # the old game was stopped, not left running
     finally:
         instance.close()
     assert instance.launched is None
@@ -212,19 +220,6 @@ def test_a_game_that_never_answers_times_out_with_one_log_line(caplog: pytest.Lo
     assert len(warnings) == 1, warnings
     assert "timed out reading the next message type" in warnings[0] and "race dropped" in warnings[0]
     assert "tmi_protection_timeout_s = 0.5 s" in warnings[0]
-
-
-def test_a_game_older_than_the_reboot_interval_is_relaunched() -> None:
-    config = game_config(free_port(), launcher="simulator", game={"game_reboot_interval": 0.001})
-    instance = GameInstance(config, 0)
-    observer = GameRaceObserver(load_track("easy"), config.environment, config.rewards)
-    try:
-        for _ in range(2):
-            race = instance.rollout("easy", "easy", observer, lambda image, floats: NOTHING)
-            assert race is not None and not race.finished
-        assert instance.launches == 2 and instance.connections == 2
-    finally:
-        instance.close()
 
 
 # ---- checks before anything starts -----------------------------------------------------------------------------
@@ -264,6 +259,20 @@ def test_setup_checks_name_each_missing_piece(tmp_path: Path) -> None:
         "trackmania_base_path": str(tmp_path / "TrackMania")},
         map_cycle={"entries": [{"map": "easy", "game_map_path": "A01.Challenge.Gbx"}]})  # fmt: skip
     check_game_setup(ready, platform="linux")
+
+
+def test_a01_game_is_linesights_real_game_setup_and_says_what_is_missing_here() -> None:
+    config = load_config(CONFIGS / "a01_game.yaml")
+    assert config.environment.backend == "game" and config.performance.gpu_collectors_count == 2
+    assert (config.nn.use_image, config.nn.image_width_px, config.nn.image_height_px) == (True, 160, 120)
+    assert config.game.resolved_launcher("linux") == "launch_script"
+    with pytest.raises(GameSetupError) as error:
+        check_game_setup(config, platform="linux")
+    message = str(error.value)
+    assert "no TMInterface plugin" in message and "linux_launch_game_path is not set" in message
+    assert message.count("A01-Race.Challenge.Gbx does not exist") == 1
+    smoke = load_config(CONFIGS / "smoke_game.yaml")
+    assert smoke.game.resolved_launcher("linux") == "simulator" and smoke.performance.gpu_collectors_count == 2
 
 
 def test_config_rules_of_the_game_backend() -> None:

@@ -30,6 +30,7 @@ from trackrl.game.protocol import HOST
 
 log = logging.getLogger("trackrl.game")
 PR_SET_PDEATHSIG = 1
+LINESIGHT_UNSET_SCRIPT = "path_to_be_filled_only_if_on_linux"  # Linesight's placeholder, the config's default
 
 
 class GameSetupError(UserError):
@@ -77,7 +78,10 @@ def check_game_setup(config: TrackRLConfig, platform: str = sys.platform) -> Non
             problems.append(f"game.windows_TMLoader_path: {loader} does not exist (install TMLoader, or give its path)")
     if launcher == "launch_script":
         script = expand(game.linux_launch_game_path)
-        if not script.is_file():
+        if game.linux_launch_game_path == LINESIGHT_UNSET_SCRIPT:
+            problems.append("game.linux_launch_game_path is not set (a script that starts one game with "
+                            "`set custom_port $1`; see the README)")  # fmt: skip
+        elif not script.is_file():
             problems.append(f"game.linux_launch_game_path: {script} does not exist (a script that starts one game "
                             "with `set custom_port $1`; see the README)")  # fmt: skip
         elif not os.access(script, os.X_OK):
@@ -94,7 +98,7 @@ def check_game_setup(config: TrackRLConfig, platform: str = sys.platform) -> Non
 
 def _map_path_problems(config: TrackRLConfig) -> list[str]:
     challenges = expand(config.game.trackmania_base_path) / "Tracks" / "Challenges"
-    problems = []
+    problems: list[str] = []
     for entry in config.map_cycle.entries:
         if entry.game_map_path is None:
             problems.append(f"map_cycle entry {entry.map!r}: game_map_path is not set (the map as typed for "
@@ -105,7 +109,7 @@ def _map_path_problems(config: TrackRLConfig) -> list[str]:
             path = challenges / path
         if not path.is_file():
             problems.append(f"map_cycle entry {entry.map!r}: game map {path} does not exist")
-    return problems
+    return list(dict.fromkeys(problems))  # an entry repeated (explo + eval) is one problem
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
