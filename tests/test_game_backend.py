@@ -7,20 +7,18 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_game_server import ServerThread
 
 from trackrl.config import EnvironmentConfig, TrackRLConfig, config_from_dict, load_config
 from trackrl.errors import UserError
 from trackrl.game.instance import GameInstance, GameRace
 from trackrl.game.launcher import GameSetupError, check_game_setup
 from trackrl.game.observation_adapter import GameRaceObserver
-from trackrl.game.server import PluginServer
-from trackrl.game.simulated_game import SimulatedGame
 from trackrl.sim.actions import ACTION_NAMES
 from trackrl.sim.drivers import follow_centerline_actions
 from trackrl.sim.env import VecRaceEnv
@@ -70,25 +68,9 @@ def game_config(port: int, launcher: str = "external", **overrides: dict) -> Tra
     return config_from_dict(data)
 
 
-class ServedGame:
-    """tmi-serve's server in a thread of this process (the external launcher connects to it)."""
-
-    def __init__(self, track: str = "easy") -> None:
-        self.port = free_port()
-        self.server = PluginServer(SimulatedGame(load_track(track), 3), self.port)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(self.stop,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
-        self.server.close()
-
-
 @pytest.fixture
-def served() -> Iterator[ServedGame]:
-    game = ServedGame()
+def served() -> Iterator[ServerThread]:
+    game = ServerThread("easy")  # tmi-serve's server in a thread of this process (the external launcher's game)
     yield game
     game.close()
 
@@ -136,7 +118,7 @@ def assert_same_as_simulator(race: GameRace, config: TrackRLConfig, use_image: b
 
 
 def test_a_game_race_yields_the_simulators_transitions_and_the_next_race_rewinds_to_the_start(
-    served: ServedGame,
+    served: ServerThread,
 ) -> None:
     config = game_config(served.port)
     instance = GameInstance(config, 0)
@@ -154,7 +136,7 @@ def test_a_game_race_yields_the_simulators_transitions_and_the_next_race_rewinds
         instance.close()
 
 
-def test_no_progress_cutoff_and_images_match_the_simulator(served: ServedGame) -> None:
+def test_no_progress_cutoff_and_images_match_the_simulator(served: ServerThread) -> None:
     config = game_config(served.port, nn={"use_image": True, "image_height_px": 24, "image_width_px": 32})
     instance = GameInstance(config, 0)
     observer = GameRaceObserver(load_track("easy"), config.environment, config.rewards)
@@ -288,3 +270,18 @@ def test_config_rules_of_the_game_backend() -> None:
     assert (defaults.timeout_during_run_ms, defaults.timeout_between_runs_ms) == (10_100, 600_000_000)
     assert defaults.tmi_protection_timeout_s == 500 and defaults.windows_TMLoader_profile_name == "default"
     assert defaults.resolved_launcher("win32") == "tmloader" and defaults.resolved_launcher("linux") == "launch_script"
+
+
+def test_a_game_that_cannot_start_stops_the_collector_after_three_launches() -> None:
+    config = game_config(free_port(), launcher="simulator")
+    instance = GameInstance(config, 0)
+    observer = GameRaceObserver(load_track("easy"), config.environment, config.rewards)
+    try:
+        # tmi-serve refuses the map and exits: each race is dropped and the game relaunched, until the third launch
+        for _ in range(2):
+            assert instance.rollout("no_such_track", "no_such_track", observer, lambda image, floats: 0) is None
+        with pytest.raises(GameSetupError, match="exited before it answered .*its log: .*3 launches in a row"):
+            instance.rollout("no_such_track", "no_such_track", observer, lambda image, floats: 0)
+        assert instance.launches == 3
+    finally:
+        instance.close()

@@ -29,7 +29,7 @@ import numpy as np
 from trackrl.config.schema import TrackRLConfig
 from trackrl.game.blob import SimState, encode_state
 from trackrl.game.client import CheckpointCountChanged, Connected, FrameReady, LapCountChanged, RunStep, TMIClient
-from trackrl.game.launcher import LaunchedGame, launch_game
+from trackrl.game.launcher import GameSetupError, LaunchedGame, launch_game
 from trackrl.game.observation_adapter import GameObservation, GameRaceObserver, bgra_to_gray
 from trackrl.game.protocol import GameConnectionError, GameProtocolError, MessageType
 from trackrl.sim.actions import ACTIONS
@@ -39,6 +39,7 @@ M = MessageType
 log = logging.getLogger("trackrl.game")
 PROGRESS_POINT_SPACING_M = 0.5  # the simulator's no-progress rule: a new furthest 0.5 m point restarts the timer
 CONNECT_ATTEMPT_S = 0.5
+MAX_FAILED_LAUNCHES = 3
 ON_CONNECT_COMMANDS = (
     "set unfocused_fps_limit false",
     "set skip_map_load_screens true",
@@ -99,6 +100,7 @@ class GameInstance:
         self.client: TMIClient | None = None
         self.connections = 0
         self.races_dropped = 0
+        self.failed_launches = 0  # in a row: games that exited before they answered
         self._reset_game_state()
 
     def _reset_game_state(self) -> None:
@@ -112,6 +114,7 @@ class GameInstance:
 
     # ---- lifecycle --------------------------------------------------------------------------------------------
     def close(self) -> None:
+        """Disconnect and stop the game this instance launched (a user's external game is left running)."""
         self._drop_connection()
         if self.launched is not None:
             self.launched.stop()
@@ -132,22 +135,16 @@ class GameInstance:
             if uptime_s > self.game.game_reboot_interval:
                 log.info("port %d: game up for %.0f s (game_reboot_interval %g s): rebooting it", self.port,
                          uptime_s, self.game.game_reboot_interval)  # fmt: skip
-                self._relaunch_needed()
+                self.close()
             elif self.launched.is_alive() is False:
                 code = self.launched.process.returncode if self.launched.process else None
                 log.warning("port %d: the game exited (code %s); relaunching it", self.port, code)
-                self._relaunch_needed()
+                self.close()
         if self.launched is None:
             self.launched = launch_game(self.game, self.port, first_map)
             self.launched_at_s = time.monotonic()
             self.launches += 1
             self._reset_game_state()
-
-    def _relaunch_needed(self) -> None:
-        self._drop_connection()
-        if self.launched is not None:
-            self.launched.stop()
-        self.launched = None
 
     def _connect(self) -> TMIClient:
         deadline = time.monotonic() + self.game.game_connect_timeout_s
@@ -160,6 +157,9 @@ class GameInstance:
                 if self.launched is not None and self.launched.is_alive() is False:
                     where = f" (its log: {self.launched.log_path})" if self.launched.log_path else ""
                     message = f"the game on port {self.port} exited before it answered{where}"
+                    self.failed_launches += 1
+                    if self.failed_launches >= MAX_FAILED_LAUNCHES:  # relaunching again would only loop
+                        raise GameSetupError(f"{message}, {self.failed_launches} launches in a row") from None
                     raise GameConnectionError(message) from None
                 if time.monotonic() > deadline:
                     raise GameConnectionError(
@@ -168,6 +168,7 @@ class GameInstance:
                     ) from None
                 continue
             self.connections += 1
+            self.failed_launches = 0
             log.info("port %d: connected to the game", self.port)
             return client
 
