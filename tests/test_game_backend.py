@@ -280,7 +280,7 @@ def test_a_game_that_cannot_start_stops_the_collector_after_three_launches() -> 
         # tmi-serve refuses the map and exits: each race is dropped and the game relaunched, until the third launch
         for _ in range(2):
             assert instance.rollout("no_such_track", "no_such_track", observer, lambda image, floats: 0) is None
-        with pytest.raises(GameSetupError, match="exited before it answered .*its log: .*3 launches in a row"):
+        with pytest.raises(GameSetupError, match=r"exited before it answered .*its log: .*3 launches in a row"):
             instance.rollout("no_such_track", "no_such_track", observer, lambda image, floats: 0)
         assert instance.launches == 3
     finally:
