@@ -60,6 +60,7 @@ MISSPELT_KEYS = [
     ("map_cycle:\n  entry: []\n", "map_cycle.entry"),
     ("map_cycle:\n  entries:\n    - {map: a01, repeats: 4}\n", "map_cycle.entries[0].repeats"),
     ("performance:\n  gpu_collector_count: 2\n", "performance.gpu_collector_count"),
+    ("game:\n  base_tmi_prot: 8478\n", "game.base_tmi_prot"),
 ]  # fmt: skip
 
 
@@ -74,7 +75,7 @@ def test_every_section_is_covered_by_the_misspelt_key_cases() -> None:
     # The cases above name every section of the file (a new section needs its case): checked against literal names.
     sections = {path.split(".")[0].split("[")[0] for _, path in MISSPELT_KEYS if "." in path}
     assert sections == {"environment", "nn", "btr", "training", "memory", "exploration", "rewards", "map_cycle",
-                        "performance"}  # fmt: skip
+                        "performance", "game"}  # fmt: skip
     assert sections == {name for name, value in config_from_dict({}) if isinstance(value, BaseModel)}
 
 

@@ -108,6 +108,9 @@ class EnvironmentConfig(Section):
     zone_spacing_m: float = Field(10.0, gt=0, description="distance between virtual checkpoints (zones)")
     max_distance_to_finish_m: float = Field(700.0, gt=0)
     default_road_width_m: float = Field(16.0, gt=0)
+    backend: Literal["sim", "game"] = Field(
+        "sim", description="sim: the built-in simulator; game: one game instance per collector (section game)"
+    )
 
 
 class CnnConfig(Section):
@@ -245,6 +248,11 @@ class RewardsConfig(Section):
 
 class MapCycleEntry(Section):
     map: str = Field(description="built-in track name or path to a Linesight .npy centre line")
+    game_map_path: str | None = Field(
+        None, description="game backend: the map as typed for TMInterface's `map` command (e.g. "
+        "\"My Challenges/A01.Challenge.Gbx\", relative to <trackmania_base_path>/Tracks/Challenges); "
+        "None = `map <map>` (what the simulator launcher loads)",
+    )
     road_width_m: float | None = Field(None, gt=0)
     is_exploration: bool = True
     fill_buffer: bool = True
@@ -288,6 +296,41 @@ class PerformanceConfig(Section):
     rollout_queue_size: int = Field(16, ge=1)
 
 
+# ---- game backend (issue 16): Linesight's key names and defaults (GAME_BRIDGE.md §8) --------------------------------
+class GameConfig(Section):
+    """One game instance per collector, on port base_tmi_port + collector index (loopback only)."""
+
+    launcher: Literal["auto", "simulator", "tmloader", "launch_script", "external"] = Field(
+        "auto", description="how games start: simulator = `trackrl tmi-serve` subprocesses (no game needed); "
+        "tmloader = Windows TMLoader profile; launch_script = linux_launch_game_path called with the port; "
+        "external = already running, connect only; auto = tmloader on Windows, launch_script elsewhere",
+    )
+    base_tmi_port: int = Field(8478, ge=1024, le=65535)
+    game_reboot_interval: float = Field(43_200, gt=0, description="seconds of game uptime before a relaunch")
+    running_speed: float = Field(80.0, gt=0, le=200, description="game speed while driving (also the countdown's)")
+    game_camera_number: int = Field(2, ge=0, le=9)
+    timeout_during_run_ms: int = Field(10_100, ge=100, description="C_SET_TIMEOUT while racing")
+    timeout_between_runs_ms: int = Field(600_000_000, ge=100, description="C_SET_TIMEOUT while frozen between races")
+    tmi_protection_timeout_s: float = Field(500.0, gt=0, description="Python-side bound on every read and write")
+    game_connect_timeout_s: float = Field(300.0, gt=0, description="launch to first connection (ours, not Linesight's)")
+    username: str = Field("tmnf_account_username", description="TMNF account, for `set autologin`")
+    target_python_link_path: str = Field(
+        "~/Documents/TMInterface/Plugins/Python_Link.as", description="the plugin TMInterface must load"
+    )
+    trackmania_base_path: str = "~/Documents/TrackMania"
+    linux_launch_game_path: str = Field(
+        "path_to_be_filled_only_if_on_linux", description="script run as `<script> <port>` that starts one game"
+    )
+    windows_TMLoader_path: str = "~/AppData/Local/TMLoader/TMLoader.exe"  # Linesight's key names, capitals kept
+    windows_TMLoader_profile_name: str = "default"
+    simulator_checkpoints: int = Field(3, ge=0, description="simulator launcher: checkpoints before the finish")
+
+    def resolved_launcher(self, platform: str) -> str:
+        if self.launcher != "auto":
+            return self.launcher
+        return "tmloader" if platform == "win32" else "launch_script"
+
+
 class TrackRLConfig(Section):
     seed: int = Field(0, ge=0, lt=2**63)
     run_name: RunName = "run"
@@ -301,6 +344,7 @@ class TrackRLConfig(Section):
     rewards: RewardsConfig = RewardsConfig()
     map_cycle: MapCycleConfig = MapCycleConfig()
     performance: PerformanceConfig = PerformanceConfig()
+    game: GameConfig = GameConfig()
 
     @model_validator(mode="after")
     def _check_conflicts(self) -> TrackRLConfig:
@@ -310,4 +354,18 @@ class TrackRLConfig(Section):
                 "target is a softmax expectation over next actions with no argmax for Double DQN to "
                 "decouple (BTR turns DDQN off). Turn one of them off."
             )
+        if self.environment.backend == "game":
+            self._check_game_backend()
         return self
+
+    def _check_game_backend(self) -> None:
+        if self.performance.cars_per_collector != 1:
+            raise ValueError(
+                f"performance.cars_per_collector is {self.performance.cars_per_collector}, but on the game backend "
+                "each collector drives the one car of its game instance: set it to 1 (and gpu_collectors_count to "
+                "the number of game instances)"
+            )
+        last_port = self.game.base_tmi_port + self.performance.gpu_collectors_count - 1
+        if last_port > 65535:
+            raise ValueError(f"game.base_tmi_port {self.game.base_tmi_port} + {self.performance.gpu_collectors_count} "
+                             f"collectors runs past port 65535")  # fmt: skip

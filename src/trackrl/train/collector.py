@@ -1,7 +1,9 @@
 """A collector process: steps a ``VecRaceEnv`` of ``cars_per_collector`` cars with one batched inference per step.
 
 Each car runs the race slots of the map cycle one after the other (exploration: epsilon / Boltzmann / noise; eval:
-greedy). A finished or cut-off race is sent to the learner as one ``Rollout`` of numpy arrays (uint8 images) through
+greedy). On the game backend (environment.backend: game) the
+process runs trackrl.train.game_collector instead: one car in one game instance. A finished or cut-off race is sent
+to the learner as one ``Rollout`` of numpy arrays (uint8 images) through
 this collector's bounded queue. Weights are pulled from the learner's shared-memory copy every
 ``update_inference_network_every_n_actions`` actions. The process exits when the learner asks it to or dies.
 """
@@ -70,7 +72,7 @@ def rollout_bytes_upper_bound(config: TrackRLConfig) -> int:
 
 
 @dataclass
-class _CarRace:
+class CarRace:
     """The race one car is running; lists grow one row per action."""
 
     slot: RaceSlot
@@ -90,14 +92,13 @@ def _select_rows(batch: tuple[np.ndarray, np.ndarray] | Any, car_index: int, num
     return (None if images is None else images[row].copy()), floats[row].copy()
 
 
-class Collector:
-    """The collector's state and loop, kept out of the process entry point so that it can be tested in-process."""
+class PolicyCollector:
+    """What every collector has, whichever backend drives its cars: the config, the map cycle, the inference network
+    with its weights pulled from the learner, the exploration schedules, and the race -> Rollout packing."""
 
     def __init__(self, spec: CollectorSpec, shared_weights: SharedWeights) -> None:
         from trackrl.agent.networks import build_network
-        from trackrl.sim.env import VecRaceEnv
         from trackrl.sim.observation import float_input_dim, float_inputs_mean, float_inputs_std
-        from trackrl.sim.track import load_track
 
         self.spec = spec
         self.config: TrackRLConfig = config_from_dict(spec.config_data, "config snapshot")
@@ -106,6 +107,65 @@ class Collector:
         self.rng = np.random.default_rng(spec.seed)
         self.shared_weights = shared_weights
         self.cycle = MapCycle(self.config.map_cycle, spec.map_cycle_position)
+        env_config = self.config.environment
+        dim = float_input_dim(env_config)
+        self.device = torch.device(spec.inference_device)
+        network = build_network(self.config, dim, float_inputs_mean(env_config), float_inputs_std(env_config))
+        self.network = network.to(self.device)
+        self.network.eval()
+        self.weights_version = shared_weights.pull_into(self.network, last_version=-1)
+        self.frames_played = spec.frames_at_start
+
+    def select(
+        self, images: np.ndarray | None, floats: np.ndarray, greedy: bool, schedules: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(actions (B,), Q-values (B, A)) for a batch of observations."""
+        from trackrl.agent.policy import select_actions
+
+        return select_actions(
+            self.network,
+            images,
+            floats,
+            n_quantiles=self.config.nn.iqn_k,
+            epsilon=float(schedules["epsilon"]),
+            epsilon_boltzmann=float(schedules["epsilon_boltzmann"]),
+            tau_epsilon_boltzmann=self.config.exploration.tau_epsilon_boltzmann,
+            rng=self.rng,
+            greedy=greedy,
+            device=self.device,
+        )
+
+    def pack_rollout(self, race: CarRace, finished: bool, race_time_ms: int) -> Rollout:
+        images = np.stack(race.images) if self.config.nn.use_image else None
+        return Rollout(
+            collector_id=self.spec.collector_id,
+            map_cycle_position=race.cycle_position,
+            slot=race.slot,
+            images=images,
+            floats=np.stack(race.floats).astype(np.float32),
+            actions=np.asarray(race.actions, dtype=np.int64),
+            rewards=np.asarray(race.rewards, dtype=np.float32),
+            positions_m=np.stack(race.positions_m).astype(np.float32),
+            finished=bool(finished),
+            terminated=bool(finished),
+            race_time_ms=int(race_time_ms),
+            mean_q=float(np.mean(race.q_values)) if race.q_values else float("nan"),
+            weights_version=self.weights_version,
+        )
+
+    def refresh_weights(self) -> None:
+        self.weights_version = self.shared_weights.pull_into(self.network, self.weights_version)
+        self.frames_played = max(self.frames_played, self.shared_weights.read_frames())
+
+
+class Collector(PolicyCollector):
+    """The simulator's collector: its state and loop, kept out of the process entry point (tested in-process)."""
+
+    def __init__(self, spec: CollectorSpec, shared_weights: SharedWeights) -> None:
+        from trackrl.sim.env import VecRaceEnv
+        from trackrl.sim.track import load_track
+
+        super().__init__(spec, shared_weights)
         self.num_cars = self.config.performance.cars_per_collector
         env_config = self.config.environment
         self.envs = {}
@@ -123,14 +183,7 @@ class Collector:
         if len(self.envs) > 1:  # each car races on one environment at a time; _start_race resets it there
             for env in self.envs.values():
                 env.park(np.arange(self.num_cars))
-        dim = float_input_dim(env_config)
-        self.device = torch.device(spec.inference_device)
-        network = build_network(self.config, dim, float_inputs_mean(env_config), float_inputs_std(env_config))
-        self.network = network.to(self.device)
-        self.network.eval()
-        self.weights_version = shared_weights.pull_into(self.network, last_version=-1)
-        self.frames_played = spec.frames_at_start
-        self.races: list[_CarRace | None] = [None] * self.num_cars
+        self.races: list[CarRace | None] = [None] * self.num_cars
         self.observations: dict[int, tuple[Any, np.ndarray]] = {}
 
     def _start_race(self, car_index: int) -> None:
@@ -138,49 +191,21 @@ class Collector:
         env_key = (slot.map_name, slot.road_width_m)
         env = self.envs[env_key]
         image, floats = _select_rows(env.reset(np.array([car_index])), car_index, self.num_cars)
-        race = _CarRace(slot, env_key, self.cycle.position)
+        race = CarRace(slot, env_key, self.cycle.position)
         race.positions_m.append(np.asarray(env.track.centerline_m[0], dtype=np.float32))  # reset = start line
         self.races[car_index] = race
         self.observations[car_index] = (image, floats)
 
     def _act(self, car_indices: list[int], greedy: bool, schedules: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        from trackrl.agent.policy import select_actions
-
         use_image = self.config.nn.use_image
         images = np.stack([self.observations[c][0] for c in car_indices]) if use_image else None
         floats = np.stack([self.observations[c][1] for c in car_indices])
-        return select_actions(
-            self.network,
-            images,
-            floats,
-            n_quantiles=self.config.nn.iqn_k,
-            epsilon=float(schedules["epsilon"]),
-            epsilon_boltzmann=float(schedules["epsilon_boltzmann"]),
-            tau_epsilon_boltzmann=self.config.exploration.tau_epsilon_boltzmann,
-            rng=self.rng,
-            greedy=greedy,
-            device=self.device,
-        )
+        return self.select(images, floats, greedy, schedules)
 
     def _finish_race(self, car_index: int, finished: bool, race_time_ms: int) -> Rollout:
         race = self.races[car_index]
         assert race is not None
-        images = np.stack(race.images) if self.config.nn.use_image else None
-        return Rollout(
-            collector_id=self.spec.collector_id,
-            map_cycle_position=race.cycle_position,
-            slot=race.slot,
-            images=images,
-            floats=np.stack(race.floats).astype(np.float32),
-            actions=np.asarray(race.actions, dtype=np.int64),
-            rewards=np.asarray(race.rewards, dtype=np.float32),
-            positions_m=np.stack(race.positions_m).astype(np.float32),
-            finished=bool(finished),
-            terminated=bool(finished),
-            race_time_ms=int(race_time_ms),
-            mean_q=float(np.mean(race.q_values)) if race.q_values else float("nan"),
-            weights_version=self.weights_version,
-        )
+        return self.pack_rollout(race, finished, race_time_ms)
 
     def step(self) -> list[Rollout]:
         """One action for every car (one batched inference per acting mode); return the races that ended."""
@@ -233,16 +258,16 @@ class Collector:
         self.frames_played += self.num_cars
         return ended
 
-    def refresh_weights(self) -> None:
-        self.weights_version = self.shared_weights.pull_into(self.network, self.weights_version)
-        self.frames_played = max(self.frames_played, self.shared_weights.read_frames())
-
-
 def run_collector(
     spec: CollectorSpec, rollout_queue: RolloutChannel, shared_weights: SharedWeights, stop_event: Any
 ) -> None:
     """Process entry point: step, send finished races, refresh weights; exit on stop or when the learner is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the learner handles it
+    if spec.config_data.get("environment", {}).get("backend") == "game":
+        from trackrl.train.game_collector import run_game_collector
+
+        run_game_collector(spec, rollout_queue, shared_weights, stop_event)
+        return
     collector = Collector(spec, shared_weights)
     refresh_every = collector.config.performance.update_inference_network_every_n_actions
     actions_since_refresh = 0

@@ -24,6 +24,7 @@ class RaceSlot:
     is_exploration: bool
     fill_buffer: bool
     map_key: str = ""  # see the module docstring; expand_map_cycle fills it in
+    game_map_path: str | None = None  # game backend: the path for TMInterface's `map` command (None: `map <map>`)
 
 
 def map_keys_of_entries(map_cycle: MapCycleConfig) -> list[str]:
@@ -48,7 +49,9 @@ def map_keys_of_entries(map_cycle: MapCycleConfig) -> list[str]:
 def expand_map_cycle(map_cycle: MapCycleConfig) -> list[RaceSlot]:
     slots: list[RaceSlot] = []
     for entry, key in zip(map_cycle.entries, map_keys_of_entries(map_cycle), strict=True):
-        slot = RaceSlot(entry.map, entry.road_width_m, entry.is_exploration, entry.fill_buffer, key)
+        slot = RaceSlot(
+            entry.map, entry.road_width_m, entry.is_exploration, entry.fill_buffer, key, entry.game_map_path
+        )
         slots.extend([slot] * entry.repeat)
     return slots
 

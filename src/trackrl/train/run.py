@@ -202,6 +202,10 @@ class Trainer:
             check_race_cutoff(map_key, reference.optimal_ms, reference.achieved_ms, cutoff_ms)
             if reference.achieved_ms is not None:
                 self.reference_ms[map_key] = reference.achieved_ms
+        if self.config.environment.backend == "game":
+            from trackrl.game.launcher import check_game_setup
+
+            check_game_setup(self.config)  # a bad path, a missing plugin, a port in use: before anything starts
         check_memory(self.config)
         check_folders_writable(self.run_dir, Path(self.options.logdir) / self.options.run_name)
 
