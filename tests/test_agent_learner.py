@@ -290,9 +290,8 @@ def test_weight_decay_is_decoupled_and_proportional_to_lr() -> None:
     network = learner.online_network
     weight, bias = network.float_head[0].weight, network.float_head[0].bias
     weight_before, bias_before = weight.detach().clone(), bias.detach().clone()
-    learner.optimizer.zero_grad()
-    for parameter in network.parameters():
-        parameter.grad = torch.zeros_like(parameter)
+    for parameter in network.parameters():  # the gradients are views of the optimiser's flat gradients
+        parameter.grad.zero_()
     for group in learner.optimizer.param_groups:
         group["lr"] = 0.1
     learner.optimizer.step()

@@ -51,9 +51,7 @@ def greedy_actions(quantiles: Tensor) -> Tensor:
     return quantiles.mean(dim=1).argmax(dim=1)
 
 
-def bootstrap_target(
-    returns: Tensor, discounts: Tensor, next_target_quantiles: Tensor, next_actions: Tensor
-) -> Tensor:
+def bootstrap_target(returns: Tensor, discounts: Tensor, next_target_quantiles: Tensor, next_actions: Tensor) -> Tensor:
     """T_j = R^{(n)} + γ^n (1−done) Z̄_j(s', a*) → (B, N').
 
     a* = argmax_a (1/K) Σ_k Z(s', a; τ̃_k) from K samples drawn apart from the N' τ'_j that score it (IQN paper,
