@@ -220,10 +220,10 @@ class Learner:
         self.optimizer.step()
         self.batches_done += 1
         self.update_target_network()
-        scalars = torch.stack([loss.detach(), chosen_quantiles.detach().mean(), grad_norm.detach()])
         priorities = td_error_priorities(chosen_quantiles, targets)
         # One host transfer for the scalars and the priorities (one device sync instead of four on a GPU).
-        host = torch.cat([scalars.float(), priorities.float()]).cpu().numpy()
+        with torch.no_grad():
+            host = torch.cat([torch.stack([loss, chosen_quantiles.mean(), grad_norm]), priorities]).cpu().numpy()
         return LearnerStepResult(
             loss=float(host[0]), mean_q=float(host[1]), grad_norm=float(host[2]), new_priorities=host[3:]
         )

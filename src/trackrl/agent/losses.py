@@ -42,8 +42,9 @@ def td_error_priorities(online_quantiles: Tensor, target_quantiles: Tensor) -> T
     |δ| rather than the quantile Huber loss: with κ = 1 and small TD errors the loss is ~δ²/2, which would square the
     priority and so roughly double the prioritisation exponent α.
     """
-    delta = target_quantiles.detach()[:, None, :] - online_quantiles.detach()[:, :, None]  # (B, N, N')
-    return delta.abs().mean(dim=2).sum(dim=1)
+    with torch.no_grad():
+        delta = target_quantiles.unsqueeze(1) - online_quantiles.unsqueeze(2)  # (B, N, N')
+        return delta.abs().sum(dim=(1, 2)) / target_quantiles.shape[1]  # Σ_i mean_j = Σ_ij / N'
 
 
 def greedy_actions(quantiles: Tensor) -> Tensor:
