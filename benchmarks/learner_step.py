@@ -19,8 +19,10 @@ Configs: "baseline" = the config defaults (classic 4-conv image head, max target
 --batch-size; "a01" and "a01_btr" = configs/a01.yaml and configs/a01_btr.yaml (float-only, their own batch of 64).
 --before-src DIR runs the same measurements first on the trackrl package under DIR (e.g. a `git worktree` of an
 older commit) in a subprocess, so that before and after are measured in one run. Numbers on a shared machine are
-noisy: each time is the median of --repeats rounds, the rounds interleave the step and its passes, and with one CPU
-thread the clock is the process's CPU time (time.process_time), not the wall clock.
+noisy: each time is the median of --repeats rounds, the rounds interleave the step and its passes (each timing spans
+>= ~25 ms: several calls at batch 64), and with one CPU thread the clock is the process's CPU time
+(time.process_time), not the wall clock. Before and after run one after the other: on a loaded machine compare the
+ratios (each measured against its own passes) rather than the milliseconds.
 """
 
 from __future__ import annotations
@@ -131,9 +133,12 @@ def benchmark(name: str, batch_size: int, repeats: int, device: str, clock: Call
 
     passes: dict[str, Callable[[], None]] = {"step": learner_step, "fwd_bwd": forward_backward,
                                              "target": target_forwards}  # fmt: skip
-    calls_per_round = max(1, round(50 / batch_size))  # small batches: several calls per timing
     for function in passes.values():  # warm-up: allocations, numba, cuDNN autotuning
         function()
+    # Enough calls per timing that one timing spans >= ~25 ms of the step (a few ms at batch 64), so clock
+    # granularity and one-off interruptions weigh little; every pass is called as often.
+    step_s = min(timed_ms(learner_step, device, clock) for _ in range(3)) / 1000
+    calls_per_round = max(1, min(50, round(0.025 / max(step_s, 1e-6))))
     samples: dict[str, list[float]] = {key: [] for key in passes}
     for _ in range(repeats):
         for key, function in passes.items():

@@ -11,6 +11,13 @@ import pytest
 import torch
 
 from trackrl.agent import Learner, select_actions
+from trackrl.agent.learner import (
+    batch_to_tensors,
+    decay_parameter_groups,
+    parametrized_modules,
+    refresh_power_iteration,
+)
+from trackrl.agent.losses import quantile_huber_loss
 from trackrl.config import TrackRLConfig
 from trackrl.errors import UserError
 from trackrl.replay import ReplayBatch, ReplayBuffer
@@ -290,9 +297,8 @@ def test_weight_decay_is_decoupled_and_proportional_to_lr() -> None:
     network = learner.online_network
     weight, bias = network.float_head[0].weight, network.float_head[0].bias
     weight_before, bias_before = weight.detach().clone(), bias.detach().clone()
-    learner.optimizer.zero_grad()
-    for parameter in network.parameters():
-        parameter.grad = torch.zeros_like(parameter)
+    for parameter in network.parameters():  # the gradients are views of the optimiser's flat gradients
+        parameter.grad.zero_()
     for group in learner.optimizer.param_groups:
         group["lr"] = 0.1
     learner.optimizer.step()
@@ -500,3 +506,93 @@ def test_hand_edited_learner_state_is_refused_naming_the_entry(edit, problem: st
     with pytest.raises(UserError) as error:
         make_learner(config, seed=5).load_state_dict(state)
     assert problem in str(error.value)
+
+
+def reference_train_step(learner: Learner, optimizer: torch.optim.Optimizer, batch: ReplayBatch, lr: float) -> float:
+    """Learner.train_step written the plain way: per-parameter gradients, torch's clip_grad_norm_ over the
+    parameters, a per-parameter AdamW, and a Polyak update looping over the state dict (u, v copied by the power
+    iteration, not blended)."""
+    config = learner.config
+    online, target = learner.online_network, learner.target_network
+    tensors = batch_to_tensors(batch, torch.device("cpu"))
+    online.reset_noise()
+    target.reset_noise()
+    targets = learner.compute_targets(tensors)
+    n = config.nn.iqn_n
+    quantiles, taus = online(tensors["state_images"], tensors["state_floats"], n)
+    chosen = quantiles.gather(2, tensors["actions"][:, None, None].expand(-1, n, 1)).squeeze(2)
+    loss, _ = quantile_huber_loss(chosen, targets, taus, config.nn.iqn_kappa, tensors["weights"])
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    online.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(online.parameters(), config.training.clip_grad_norm, foreach=False)
+    optimizer.step()
+    online_state = online.state_dict()
+    with torch.no_grad():
+        for name, tensor in target.state_dict().items():
+            if tensor.is_floating_point() and not name.endswith(("._u", "._v")):
+                tensor.lerp_(online_state[name], config.training.soft_update_tau)
+    refresh_power_iteration(parametrized_modules(target))
+    return float(loss.detach())
+
+
+@pytest.mark.parametrize("switches", [{"use_image": False, "use_noisy_linear": True, "use_layer_norm": True},
+                                      {"use_impala_cnn": True, "use_spectral_norm": True}])  # fmt: skip
+def test_flat_parameter_step_equals_the_per_parameter_step(switches: dict) -> None:
+    # Clipping, AdamW and the Polyak update run on flat views of the parameters (agent/flat_parameters.py). Three
+    # steps (clipping active, decay on) must equal the plain per-parameter computation, and the saved optimiser
+    # state must be the one a per-parameter AdamW writes, so checkpoints keep their format.
+    config = tiny_config(**switches, clip_grad_norm=0.05, weight_decay_lr_ratio=0.3, soft_update_tau=0.1)
+    flat, plain = make_learner(config), make_learner(config)
+    training = config.training
+    optimizer = torch.optim.AdamW(
+        decay_parameter_groups(plain.online_network, training.weight_decay_lr_ratio), lr=1.0,
+        betas=(training.adam_beta1, training.adam_beta2), eps=training.adam_epsilon, foreach=False,
+    )  # fmt: skip
+    buffer = filled_buffer(config)
+    for step in range(3):
+        batch = buffer.sample(config.training.batch_size, 0.99, 0)
+        torch.manual_seed(step)
+        flat_loss = flat.train_step(batch, 1e-2).loss
+        torch.manual_seed(step)
+        assert reference_train_step(plain, optimizer, batch, 1e-2) == pytest.approx(flat_loss, rel=1e-5)
+    for network in ("online_network", "target_network"):
+        for (name, a), b in zip(getattr(flat, network).state_dict().items(),
+                                getattr(plain, network).state_dict().values(), strict=True):  # fmt: skip
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=f"{network}.{name}")
+    saved, expected = flat.state_dict()["optimizer"], optimizer.state_dict()
+    assert [len(g["params"]) for g in saved["param_groups"]] == [len(g["params"]) for g in expected["param_groups"]]
+    assert saved["state"].keys() == expected["state"].keys()
+    for number, moments in expected["state"].items():
+        for key, value in moments.items():
+            torch.testing.assert_close(saved["state"][number][key], value, rtol=1e-5, atol=1e-7)
+    # A per-parameter state (the format of earlier checkpoints) loads into the flat optimiser and trains on alike.
+    restored = make_learner(config, seed=9)
+    restored.load_state_dict({**plain.state_dict(), "optimizer": expected})
+    batch = buffer.sample(config.training.batch_size, 0.99, 0)
+    torch.manual_seed(5)
+    restored_loss = restored.train_step(batch, 1e-2).loss
+    torch.manual_seed(5)
+    assert reference_train_step(plain, optimizer, batch, 1e-2) == pytest.approx(restored_loss, rel=1e-5)
+    for a, b in zip(restored.online_network.parameters(), plain.online_network.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_dropped_by_the_network_are_reattached() -> None:
+    # zero_grad(set_to_none=True) on the network (as a user or a benchmark may call) drops the gradient views; the
+    # next step must still train on its gradient (a fresh .grad tensor would never reach the flat optimiser, which
+    # would then step on Adam's momentum alone).
+    config = tiny_config(use_image=False)
+    results = []
+    for drop in (False, True):
+        learner = make_learner(config)
+        buffer = filled_buffer(config)
+        torch.manual_seed(1)
+        learner.learn(buffer, 1e-2, 0.99, 0)
+        if drop:
+            learner.online_network.zero_grad(set_to_none=True)
+        learner.learn(buffer, 1e-2, 0.99, 0)
+        results.append([p.detach().clone() for p in learner.online_network.parameters()])
+    for kept, dropped in zip(*results, strict=True):
+        assert torch.equal(kept, dropped)

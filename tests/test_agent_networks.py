@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -164,3 +166,25 @@ def test_network_noise_switch_reaches_every_noisy_layer() -> None:
     network.set_noise_enabled(True)
     noisy, _ = network(images, floats, 2, taus)
     assert not torch.allclose(noisy, clean_1)
+
+
+def test_network_noise_is_one_factorised_draw_for_all_layers_and_copies_draw_their_own() -> None:
+    # reset_noise draws one vector ε ~ N(0, 1) for all layers (in order: ε_in, ε_out of each) and stores
+    # f(ε) = sgn(ε)·√|ε| in the layers' buffers, which are views of that vector.
+    network = tiny_network(use_noisy_linear=True, use_dueling=True)
+    layers = network.noisy_layers
+    size = sum(layer.in_features + layer.out_features for layer in layers)
+    torch.manual_seed(5)
+    network.reset_noise()
+    torch.manual_seed(5)
+    draw = torch.randn(size)
+    expected = (draw.sign() * draw.abs().sqrt()).split([n for m in layers for n in (m.in_features, m.out_features)])
+    for k, layer in enumerate(layers):
+        assert torch.equal(layer.epsilon_in, expected[2 * k]) and torch.equal(layer.epsilon_out, expected[2 * k + 1])
+    # A deep copy (the learner's target net) and a moved copy each resample their own noise, not the original's.
+    for other in (copy.deepcopy(network), copy.deepcopy(network).to("cpu", torch.float64)):
+        before = [layer.epsilon_in.clone() for layer in layers]
+        other.reset_noise()
+        assert all(torch.equal(b, layer.epsilon_in) for b, layer in zip(before, layers, strict=True))
+        assert not torch.equal(other.noisy_layers[0].epsilon_in.to(torch.float32), before[0])
+        assert other.noisy_layers[0].epsilon_in.dtype == other.noisy_layers[0].weight_mu.dtype

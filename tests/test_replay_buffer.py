@@ -7,6 +7,9 @@ import pytest
 
 from trackrl.errors import UserError
 from trackrl.replay import ReplayBuffer, mini_race_duration_actions
+from trackrl.replay.buffer import NonFinitePriorityError
+from trackrl.replay.nstep import discounted_nstep_returns, mini_race_horizon
+from trackrl.replay.sum_tree import SumTree
 
 FLOAT_DIM = 3
 
@@ -189,3 +192,70 @@ def test_bad_settings_are_user_errors() -> None:
 def test_mini_race_duration_in_actions() -> None:
     assert mini_race_duration_actions(7_000, 50) == 140  # Linesight's 7 s mini-race
     assert mini_race_duration_actions(0, 50) == 0
+
+
+@pytest.mark.parametrize("duration", [0, 7])
+def test_compiled_batch_equals_the_numpy_reference(duration: int) -> None:
+    # The sample is gathered in one compiled loop; it must equal the vectorised definitions in nstep.py applied to
+    # the same slots and mini-race times, on a buffer with episode ends, cutoffs and short episodes.
+    n_steps, gamma = 3, 0.93
+    buffer = ReplayBuffer(500, FLOAT_DIM, None, n_steps=n_steps, seed=8, prioritized=True,
+                          min_horizon_to_update_priority_actions=2)
+    rng = np.random.default_rng(1)
+    for length in (1, 2, 5, 40, 120):
+        images, floats, actions, _ = episode(length)
+        buffer.add_episode(images, floats, actions, rng.standard_normal(length), terminated=bool(length % 2))
+    buffer.update_priorities(np.arange(len(buffer)), rng.random(len(buffer)) * 3)
+    batch = buffer.sample(300, gamma, duration)
+    slots = batch.indices
+    if duration > 0:
+        time_now = batch.state_floats[:, 0].astype(np.int64)
+        n_effective, terminal = mini_race_horizon(buffer.n_available[slots], buffer.episode_ends[slots], time_now,
+                                                  duration)  # fmt: skip
+        np.testing.assert_array_equal(batch.next_floats[:, 0], time_now + n_effective)
+        np.testing.assert_array_equal(batch.updates_priority, duration - time_now > 2)
+    else:
+        n_effective, terminal = buffer.n_available[slots], buffer.episode_ends[slots]
+        np.testing.assert_array_equal(batch.state_floats, buffer.state_floats[slots])
+        assert batch.updates_priority.all()
+    np.testing.assert_array_equal(batch.state_floats[:, 1:], buffer.state_floats[slots, 1:])
+    np.testing.assert_array_equal(batch.next_floats[:, 1:], buffer.next_floats[slots, 1:])
+    np.testing.assert_array_equal(batch.actions, buffer.actions[slots])
+    np.testing.assert_array_equal(batch.returns, discounted_nstep_returns(buffer.rewards[slots], n_effective, gamma))
+    expected_discounts = np.where(terminal, 0.0, np.power(gamma, n_effective)).astype(np.float32)
+    np.testing.assert_array_equal(batch.discounts, expected_discounts)
+
+
+def test_stratified_sample_equals_the_sum_tree_reference() -> None:
+    # One compiled loop draws the slots and their importance weights; the reference walks the SumTree per slice.
+    buffer = ReplayBuffer(300, FLOAT_DIM, None, n_steps=1, seed=4, prioritized=True, prio_alpha=0.6, prio_beta=0.4)
+    buffer.add_episode(*episode(250), terminated=True)
+    buffer.update_priorities(np.arange(250), np.random.default_rng(2).random(250) ** 3)
+    buffer.rng = np.random.default_rng(11)
+    reference_rng = np.random.default_rng(11)
+    batch = buffer.sample(64, 0.9)
+    uniforms = reference_rng.random(64)
+    tree = buffer.sum_tree
+    slots = np.minimum(tree.find_prefix_sum((np.arange(64) + uniforms) * (tree.total / 64)), len(buffer) - 1)
+    probabilities = tree.leaf_values(slots) / tree.total
+    weights = (len(buffer) * probabilities) ** -0.4
+    np.testing.assert_array_equal(batch.indices, slots)
+    np.testing.assert_allclose(batch.weights, weights / weights.max(), rtol=1e-6)
+
+
+def test_priority_update_equals_the_sum_tree_reference() -> None:
+    alpha, eps = 0.3, 1e-2
+    buffer = ReplayBuffer(100, FLOAT_DIM, None, n_steps=1, seed=0, prioritized=True, prio_alpha=alpha,
+                          prio_epsilon=eps)  # fmt: skip
+    buffer.add_episode(*episode(100), terminated=True)
+    reference = SumTree(100)
+    reference.set(np.arange(100), np.ones(100))  # new transitions at max priority 1
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        slots, priorities = rng.integers(0, 100, 64), rng.standard_normal(64).astype(np.float32)
+        buffer.update_priorities(slots, priorities)
+        reference.set(slots, (np.abs(priorities.astype(np.float64)) + eps) ** alpha)
+    np.testing.assert_allclose(buffer.sum_tree.nodes, reference.nodes, rtol=1e-12)
+    with pytest.raises(NonFinitePriorityError):
+        buffer.update_priorities(np.array([1, 2]), np.array([0.5, np.nan]))
+    np.testing.assert_allclose(buffer.sum_tree.nodes, reference.nodes, rtol=1e-12)  # left unchanged

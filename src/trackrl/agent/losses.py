@@ -6,6 +6,7 @@ Shapes: B batch, N online quantiles τ_i, N' target quantiles τ'_j, A actions.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -22,11 +23,16 @@ def quantile_huber_loss(
 
     Per sample: Σ_i mean_j ρ_ij (B,). Loss: mean_b w_b · per_sample_b.
     online_quantiles (B, N), target_quantiles (B, N'), taus (B, N), weights (B,).
+    Written with few tensor ops (on a CPU each costs more than its arithmetic at these sizes): Huber_κ(δ) as one
+    ``huber_loss`` call over the (B, N, N') pairs (symmetric, so Huber(Z − T) = Huber(δ)), |τ − 1{δ<0}| as
+    ``where(δ < 0, 1 − τ, τ)`` (τ ∈ [0, 1]), and Σ_i mean_j as one sum over (i, j) divided by N'.
     """
-    delta = target_quantiles[:, None, :] - online_quantiles[:, :, None]  # (B, N, N')
-    below = (delta.detach() < 0).to(delta.dtype)
-    rho = (taus[:, :, None] - below).abs() * huber(delta, kappa) / kappa
-    per_sample = rho.sum(dim=1).mean(dim=1)
+    n_online, n_target = online_quantiles.shape[1], target_quantiles.shape[1]
+    online_pairs = online_quantiles[:, :, None].expand(-1, -1, n_target)  # Z_i at (b, i, j), no copy
+    target_pairs = target_quantiles[:, None, :].expand(-1, n_online, -1)  # T_j at (b, i, j)
+    huber_pairs = F.huber_loss(online_pairs, target_pairs, reduction="none", delta=kappa)
+    asymmetry = torch.where(target_pairs < online_pairs, (1.0 - taus)[:, :, None], taus[:, :, None])
+    per_sample = (asymmetry * huber_pairs).sum(dim=(1, 2)) / (kappa * n_target)
     return (weights * per_sample).mean(), per_sample.detach()
 
 
@@ -36,8 +42,9 @@ def td_error_priorities(online_quantiles: Tensor, target_quantiles: Tensor) -> T
     |δ| rather than the quantile Huber loss: with κ = 1 and small TD errors the loss is ~δ²/2, which would square the
     priority and so roughly double the prioritisation exponent α.
     """
-    delta = target_quantiles.detach()[:, None, :] - online_quantiles.detach()[:, :, None]  # (B, N, N')
-    return delta.abs().mean(dim=2).sum(dim=1)
+    with torch.no_grad():
+        delta = target_quantiles.unsqueeze(1) - online_quantiles.unsqueeze(2)  # (B, N, N')
+        return delta.abs().sum(dim=(1, 2)) / target_quantiles.shape[1]  # Σ_i mean_j = Σ_ij / N'
 
 
 def greedy_actions(quantiles: Tensor) -> Tensor:
@@ -45,9 +52,7 @@ def greedy_actions(quantiles: Tensor) -> Tensor:
     return quantiles.mean(dim=1).argmax(dim=1)
 
 
-def bootstrap_target(
-    returns: Tensor, discounts: Tensor, next_target_quantiles: Tensor, next_actions: Tensor
-) -> Tensor:
+def bootstrap_target(returns: Tensor, discounts: Tensor, next_target_quantiles: Tensor, next_actions: Tensor) -> Tensor:
     """T_j = R^{(n)} + γ^n (1−done) Z̄_j(s', a*) → (B, N').
 
     a* = argmax_a (1/K) Σ_k Z(s', a; τ̃_k) from K samples drawn apart from the N' τ'_j that score it (IQN paper,

@@ -25,20 +25,26 @@ def _set_leaves(nodes: np.ndarray, leaf_offset: int, indices: np.ndarray, values
 
 
 @numba.njit(cache=True)
+def find_leaf(nodes: np.ndarray, leaf_offset: int, prefix_sum: float) -> int:
+    """The leaf i with Σ_{k<i} p_k ≤ u < Σ_{k≤i} p_k: one walk from the root, left when u is below the left sum."""
+    remaining = prefix_sum
+    node = 1
+    while node < leaf_offset:
+        left = 2 * node
+        if remaining >= nodes[left]:
+            remaining -= nodes[left]
+            node = left + 1
+        else:
+            node = left
+    return node - leaf_offset
+
+
+@numba.njit(cache=True)
 def _find_prefix_sums(nodes: np.ndarray, leaf_offset: int, capacity: int, prefix_sums: np.ndarray) -> np.ndarray:
     leaves = np.empty(prefix_sums.shape[0], dtype=np.int64)
     for k in range(prefix_sums.shape[0]):
-        remaining = prefix_sums[k]
-        node = 1
-        while node < leaf_offset:
-            left = 2 * node
-            if remaining >= nodes[left]:
-                remaining -= nodes[left]
-                node = left + 1
-            else:
-                node = left
         # Float round-off can walk into an empty leaf past the last stored one; pull it back.
-        leaves[k] = min(node - leaf_offset, capacity - 1)
+        leaves[k] = min(find_leaf(nodes, leaf_offset, prefix_sums[k]), capacity - 1)
     return leaves
 
 
