@@ -234,6 +234,7 @@ def rotation_to_quaternion(rotation: np.ndarray) -> np.ndarray:
 _DYNA_STATE = struct.Struct("<4f9f3f3f3f3f")  # quat, rotation, position, linear, add_linear, angular (672..772)
 _INT32 = struct.Struct("<i")
 _UINT32 = struct.Struct("<I")
+_FLOAT32 = struct.Struct("<f")
 
 
 def _offset(name: str) -> int:
@@ -244,7 +245,7 @@ class BlobWriter:
     """Writes blobs of one layout fast (the server's hot path): one template, a few `pack_into` per blob.
 
     Offsets come from BLOB_DTYPE, the one description of the layout; the fields not passed to `write` keep the
-    template's values.
+    template's values (and the checkpoint arrays their last values when `cp_times_ms` is None).
     """
 
     def __init__(self, template: SimState) -> None:
@@ -253,6 +254,11 @@ class BlobWriter:
         self._cp_states = np.frombuffer(self.buffer, "<u4", n, CP_STATES_OFFSET)
         self._cp_times = np.frombuffer(self.buffer, "<i4", 2 * m, CP_STATES_OFFSET + 4 * n + 4)[0::2]
         self._wheel_sliding_at = [_offset("wheels") + k * WHEEL_SIZE + 300 for k in range(4)]
+        # Offsets looked up once (BLOB_DTYPE.fields builds a new mapping at every access).
+        self._dyna_at = _offset("quaternion")
+        self._time_at = _offset("timers") + 4  # timers[1]
+        self._race_time_at, self._race_finished_at = _offset("race_time"), _offset("race_finished")
+        self._gear_at, self._rpm_at = _offset("gear"), _offset("actual_rpm")
 
     def write(
         self,
@@ -261,17 +267,22 @@ class BlobWriter:
         dyna: tuple[float, ...],  # 25 floats: quaternion (4), rotation (9), position, linear, add_linear, angular
         sliding: bool,
         race_finished: bool,
-        cp_times_ms: np.ndarray,
+        cp_times_ms: np.ndarray | None,  # None: unchanged since the last blob
         opaque: bytes,  # at dyna.rest (DYNA_REST_SIZE bytes at most)
+        gear: int = 0,
+        actual_rpm: float = 0.0,
     ) -> bytes:
         buffer = self.buffer
-        _DYNA_STATE.pack_into(buffer, _offset("quaternion"), *dyna)
-        _INT32.pack_into(buffer, 16, time_ms)  # timers[1]
-        _INT32.pack_into(buffer, _offset("race_time"), race_time_ms)
-        _UINT32.pack_into(buffer, _offset("race_finished"), race_finished)
+        _DYNA_STATE.pack_into(buffer, self._dyna_at, *dyna)
+        _INT32.pack_into(buffer, self._time_at, time_ms)
+        _INT32.pack_into(buffer, self._race_time_at, race_time_ms)
+        _UINT32.pack_into(buffer, self._race_finished_at, race_finished)
         for at in self._wheel_sliding_at:
             _UINT32.pack_into(buffer, at, sliding)
-        self._cp_states[:] = cp_times_ms >= 0
-        self._cp_times[:] = cp_times_ms
+        _INT32.pack_into(buffer, self._gear_at, gear)
+        _FLOAT32.pack_into(buffer, self._rpm_at, actual_rpm)
+        if cp_times_ms is not None:
+            self._cp_states[:] = cp_times_ms >= 0
+            self._cp_times[:] = cp_times_ms
         buffer[DYNA_REST_OFFSET : DYNA_REST_OFFSET + len(opaque)] = opaque
         return bytes(buffer)

@@ -97,6 +97,10 @@ class GameConnectionError(UserError):
     """The other end closed, reset or stopped answering while a message was being read or written."""
 
 
+class GameTimeoutError(GameConnectionError):
+    """The other end sent nothing within the read or write timeout (TimeoutError or, with SO_RCVTIMEO, EAGAIN)."""
+
+
 class GameProtocolError(UserError):
     """The byte stream does not follow the protocol (unknown message type, impossible length): no resync."""
 
@@ -138,7 +142,7 @@ def recv_exact(sock: socket.socket, buffer: memoryview, what: str, received: int
         try:
             n = sock.recv_into(buffer[received:] if received else buffer, size - received, MSG_WAITALL)
         except (TimeoutError, BlockingIOError) as error:
-            raise GameConnectionError(f"timed out reading {what} (got {received} of {size} bytes)") from error
+            raise GameTimeoutError(f"timed out reading {what} (got {received} of {size} bytes)") from error
         except OSError as error:
             raise GameConnectionError(
                 f"connection lost reading {what}: {error} (got {received} of {size} bytes)"
@@ -153,7 +157,7 @@ def send_all(sock: socket.socket, data: bytes | bytearray | memoryview, what: st
     try:
         sock.sendall(data)
     except (TimeoutError, BlockingIOError) as error:
-        raise GameConnectionError(f"timed out sending {what}") from error
+        raise GameTimeoutError(f"timed out sending {what}") from error
     except OSError as error:
         raise GameConnectionError(f"connection lost sending {what}: {error}") from error
 
@@ -241,9 +245,8 @@ class Receiver:
             try:
                 received = self.sock.recv_into(self._view[self.end :], len(self.buffer) - self.end)
             except (TimeoutError, BlockingIOError) as error:
-                raise GameConnectionError(
-                    f"timed out reading {what} (got {self.end - self.start} of {n} bytes)"
-                ) from error
+                got = self.end - self.start
+                raise GameTimeoutError(f"timed out reading {what} (got {got} of {n} bytes)") from error
             except OSError as error:
                 raise GameConnectionError(f"connection lost reading {what}: {error}") from error
             if received == 0:
