@@ -78,6 +78,31 @@ BLOB_DTYPE = np.dtype(
 )
 
 
+_FLAGS_AT = BLOB_DTYPE.fields["flags"][1]
+
+
+def _scalars_struct(fields: list[tuple[str, str, int]]) -> struct.Struct:
+    """One Struct that reads scalar fields (name, struct code, offset; in offset order) and skips the bytes between."""
+    layout, at = "<", 0
+    for name, code, offset in fields:
+        if offset < at:
+            raise AssertionError(f"{name} at {offset} overlaps the field before it")
+        layout += f"{offset - at}x{code}" if offset > at else code
+        at = offset + struct.calcsize("<" + code)
+    return struct.Struct(layout)
+
+
+_SCALARS = _scalars_struct([  # the order of parse_state's unpacking
+    ("time", "i", BLOB_DTYPE.fields["timers"][1] + 4),  # timers[1]
+    ("gearbox_state", "i", BLOB_DTYPE.fields["gearbox_state"][1]),
+    ("actual_rpm", "f", BLOB_DTYPE.fields["actual_rpm"][1]),
+    ("gear", "i", BLOB_DTYPE.fields["gear"][1]),
+    ("is_freewheeling", "I", BLOB_DTYPE.fields["is_freewheeling"][1]),
+    ("race_time", "i", BLOB_DTYPE.fields["race_time"][1]),
+    ("race_finished", "I", BLOB_DTYPE.fields["race_finished"][1]),
+])  # fmt: skip
+
+
 class BlobError(GameProtocolError):
     """A state blob that does not have the documented layout."""
 
@@ -115,14 +140,14 @@ class SimState:
     data: bytes = field(default=b"", repr=False)
 
 
-def _checkpoint_arrays(blob: bytes | memoryview) -> tuple[int, int, int]:
+def _checkpoint_arrays(blob: bytes | bytearray | memoryview) -> tuple[int, int, int]:
     """(n, m, total size) from the two length fields; BlobError if they run past the blob."""
     size = len(blob)
-    n = int(np.frombuffer(blob, "<i4", 1, 8348)[0])
+    (n,) = _INT32.unpack_from(blob, CP_STATES_OFFSET - 4)
     times_length_at = CP_STATES_OFFSET + 4 * n
     if n < 0 or times_length_at + 4 > size:
         raise BlobError(f"state blob: cp_states_length {n} at byte 8348 runs past the blob's {size} bytes")
-    m = int(np.frombuffer(blob, "<i4", 1, times_length_at)[0])
+    (m,) = _INT32.unpack_from(blob, times_length_at)
     end = times_length_at + 4 + 8 * m
     if m < 0 or end > size:
         raise BlobError(f"state blob: cp_times_length {m} at byte {times_length_at} runs past the blob's {size} bytes")
@@ -130,12 +155,14 @@ def _checkpoint_arrays(blob: bytes | memoryview) -> tuple[int, int, int]:
 
 
 def parse_state(blob: bytes) -> SimState:
-    """Read a state blob; BlobError if it is shorter than its fixed part, lacks player info, or has extra bytes."""
+    """Read a state blob; BlobError if it is shorter than its fixed part, lacks player info, or has extra bytes.
+
+    The arrays of the result are views of one private copy of the blob's fixed part (one copy, not one per field).
+    """
     size = len(blob)
     if size < FIXED_SIZE:
         raise BlobError(f"state blob is {size} bytes, shorter than the {FIXED_SIZE}-byte fixed part of SimStateData")
-    record = np.frombuffer(blob, BLOB_DTYPE, 1)[0]
-    flags = int(record["flags"])
+    (flags,) = _UINT32.unpack_from(blob, _FLAGS_AT)
     if not flags & HAS_PLAYER_INFO:
         raise BlobError(f"state blob has no player info (flags 0x{flags:x} lack 0x80): its race time is not valid")
     n, m, end = _checkpoint_arrays(blob)
@@ -143,29 +170,31 @@ def parse_state(blob: bytes) -> SimState:
         # TMInterface 2's exact blob length is UNVERIFIED (GAME_BRIDGE.md §6): say so rather than guess.
         raise BlobError(f"state blob is {size} bytes but its checkpoint arrays end at byte {end}: the layout differs "
                         "from TMInterface 1's SimStateData that Linesight assumes")  # fmt: skip
+    record = np.frombuffer(bytearray(blob[:CP_STATES_OFFSET]), BLOB_DTYPE, 1)[0]  # a copy: bytes, not fields (fast)
     wheels = record["wheels"]
+    time_ms, gearbox_state, actual_rpm, gear, is_freewheeling, race_time, race_finished = _SCALARS.unpack_from(blob)
     cp_times = np.frombuffer(blob, "<i4", 2 * m, CP_STATES_OFFSET + 4 * n + 4)
     return SimState(
-        race_time_ms=int(record["race_time"]),
-        position_m=record["position"].copy(),
-        rotation=record["rotation"].copy(),
-        quaternion=record["quaternion"].copy(),
-        linear_velocity_mps=record["linear_speed"].copy(),
-        angular_velocity_radps=record["angular_speed"].copy(),
+        race_time_ms=race_time,
+        position_m=record["position"],
+        rotation=record["rotation"],
+        quaternion=record["quaternion"],
+        linear_velocity_mps=record["linear_speed"],
+        angular_velocity_radps=record["angular_speed"],
         wheels=WheelStates(
-            damper_absorb=wheels["damper_absorb"].copy(),
+            damper_absorb=wheels["damper_absorb"],
             has_ground_contact=wheels["has_ground_contact"] != 0,
-            contact_material_id=wheels["contact_material_id"].copy(),
+            contact_material_id=wheels["contact_material_id"],
             is_sliding=wheels["is_sliding"] != 0,
         ),
-        gear=int(record["gear"]),
-        actual_rpm=float(record["actual_rpm"]),
-        gearbox_state=int(record["gearbox_state"]),
-        is_freewheeling=bool(record["is_freewheeling"]),
+        gear=gear,
+        actual_rpm=actual_rpm,
+        gearbox_state=gearbox_state,
+        is_freewheeling=bool(is_freewheeling),
         cp_states=np.frombuffer(blob, "<u4", n, CP_STATES_OFFSET) != 0,
         cp_times_ms=cp_times[0::2].copy(),
-        race_finished=bool(record["race_finished"]),
-        time_ms=int(record["timers"][1]),
+        race_finished=bool(race_finished),
+        time_ms=time_ms,
         flags=flags,
         data=bytes(blob),
     )

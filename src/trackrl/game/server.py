@@ -42,6 +42,7 @@ from trackrl.game.protocol import (
     Receiver,
     message_name,
     send_all,
+    send_parts,
     set_buffer_sizes,
     set_os_timeouts,
 )
@@ -82,6 +83,7 @@ class PluginServer:
         self.frame_request: tuple[int, int] | None = None  # (W, H) to send at the next render
         self.clients_served = 0
         self._receiver: Receiver | None = None
+        self._held_replies: list[bytes | bytearray] = []  # answers not sent yet (see _wait_for_response)
         self._poll = select.poll()
         self._next_accept_s = 0.0
         self._frame_buffers: dict[tuple[int, int], tuple[bytearray, np.ndarray, str]] = {}
@@ -152,7 +154,7 @@ class PluginServer:
         sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client = sock
-        self._receiver = Receiver(sock)
+        self._receiver = Receiver(sock, before_blocking=self._send_held_replies)
         self._poll.register(sock, select.POLLIN)
         self._game_time_debt_ms, self._last_wall_s = 0.0, time.monotonic()  # the race was paused without a client
         self.clients_served += 1
@@ -169,6 +171,7 @@ class PluginServer:
         self.client.close()
         self.client = None
         self._receiver = None
+        self._held_replies = []
         self.frame_request = None
         self.response_timeout_ms = DEFAULT_RESPONSE_TIMEOUT_MS
 
@@ -200,8 +203,13 @@ class PluginServer:
         self.frame_request = None  # the plugin resets the request after the frame's wait
 
     def _send(self, data: bytes | bytearray, what: str) -> None:
+        """Send a sync message (after the replies held back, in the same write)."""
         try:
-            send_all(self.client, data, what)  # type: ignore[arg-type]
+            if self._held_replies:
+                parts, self._held_replies = [*self._held_replies, data], []
+                send_parts(self.client, parts, what)  # type: ignore[arg-type]
+            else:
+                send_all(self.client, data, what)  # type: ignore[arg-type]
         except GameConnectionError as error:
             self._drop_client(str(error))
             raise _ClientGone from error
@@ -211,6 +219,10 @@ class PluginServer:
 
         The first read of a wait blocks in recv under the OS-level timeout (which equals the response timeout);
         later reads first poll for what is left of it, so traffic does not extend the wait.
+        Replies (state blob, race finished, ...) are held back while more commands are already here, and sent
+        before any read that would wait, at the end of the wait, or with the requested frame that follows it: a
+        client that sends one action's commands in one write (`request_simulation_state`) then gets the state
+        and the frame in one write too. The bytes and their order are the plugin's; only the writes are fewer.
         """
         start = time.monotonic()
         receiver, handlers = self._receiver, self._handlers
@@ -218,12 +230,15 @@ class PluginServer:
         try:
             while True:
                 if not first and not receiver.buffered():  # type: ignore[union-attr]
+                    self._send_held_replies()
                     remaining_ms = self.response_timeout_ms - (time.monotonic() - start) * 1000
                     if remaining_ms <= 0 or not self._poll.poll(int(remaining_ms) + 1):
                         raise GameTimeoutError(f"no echo of {name}")
                 first = False
                 message_type = receiver.take_int32("a message type")  # type: ignore[union-attr]
                 if message_type == expected:
+                    if self._held_replies and (expected == M.SC_REQUESTED_FRAME_SYNC or self.frame_request is None):
+                        self._send_held_replies()  # no frame follows at once: the client may be waiting for them
                     return
                 handler = handlers[message_type] if 0 <= message_type < len(handlers) else None
                 if handler is None:
@@ -280,7 +295,12 @@ class PluginServer:
         return self._receiver.take_bytes(length, f"{message_type.name}'s {length} bytes")  # type: ignore[union-attr]
 
     def _reply(self, data: bytes, what: str) -> None:
-        send_all(self.client, data, what)  # type: ignore[arg-type]
+        self._held_replies.append(data)
+
+    def _send_held_replies(self) -> None:
+        if self._held_replies:
+            parts, self._held_replies = self._held_replies, []
+            send_parts(self.client, parts, "replies to the client's commands")  # type: ignore[arg-type]
 
     def _get_simulation_state(self) -> None:
         blob = self.game.state_blob()
