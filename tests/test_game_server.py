@@ -26,6 +26,7 @@ from trackrl.game.client import CheckpointCountChanged, Connected, FrameReady, R
 from trackrl.game.protocol import GameConnectionError
 from trackrl.game.server import PluginServer
 from trackrl.game.simulated_game import COUNTDOWN_MS, FALLBACK_GEAR, FALLBACK_RPM, SimulatedGame
+from trackrl.sim.actions import ACTIONS
 from trackrl.sim.drivers import follow_centerline_actions
 from trackrl.sim.env import VecRaceEnv
 from trackrl.sim.observation import float_input_dim, float_input_layout
@@ -469,3 +470,40 @@ def test_tmi_serve_cli_rejects_a_bad_track() -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2 and "no_such_track" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_checkpoint_times_are_the_tick_of_the_crossing_as_a_tick_by_tick_reference_finds_it() -> None:
+    """SimulatedGame runs 50 ms chunks and replays only a chunk that crossed; the times must be those of the
+    simulator stepped one 10 ms tick at a time with the same inputs (first tick at or past each plane)."""
+    track, n_checkpoints = load_track("a01"), 3
+    env = VecRaceEnv(track, 1, render_images=False)
+    floats, actions = env.reset()[1], []
+    while True:  # the line follower's race, 50 ms actions
+        actions.append(int(follow_centerline_actions(floats, CONFIG)[0]))
+        result = env.step(np.array([actions[-1]]))
+        floats = result.floats
+        if result.terminated[0] or result.truncated[0]:
+            break
+    assert result.finished[0]
+    game = SimulatedGame(track, n_checkpoints)
+    while game.race_time_ms < 0:
+        game.advance(game.ticks_until_run_step(50))
+    for action in actions:
+        accelerate, brake, left, right = ACTIONS[action]
+        game.set_inputs(bool(left), bool(right), bool(accelerate), bool(brake))
+        ticks_left = game.ticks_until_run_step(50)
+        while ticks_left and not game.finished:  # a crossing ends a chunk early: go on to the run step
+            ticks, _ = game.advance(ticks_left)
+            ticks_left -= ticks
+    reference = VecRaceEnv(track, 1, env_config=EnvironmentConfig(tm_engine_step_per_action=1), render_images=False)
+    planes_m = track.length_m * np.arange(1, n_checkpoints + 1) / (n_checkpoints + 1)
+    expected: list[int] = []
+    for action in actions:
+        for _ in range(5):
+            step = reference.step(np.array([action]))
+            while len(expected) < n_checkpoints and step.progress_m[0] >= planes_m[len(expected)]:
+                expected.append(int(step.race_time_ms[0]))
+    expected.append(int(step.race_time_ms[0]))  # the finish
+    assert step.finished[0] and game.finished
+    assert game.cp_times_ms.tolist() == expected
+    assert expected[-1] == int(result.race_time_ms[0]) and len(set(expected)) == n_checkpoints + 1
