@@ -224,9 +224,9 @@ def test_a_client_that_stops_echoing_is_dropped_after_the_timeout_and_the_next_i
     assert served.server.clients_served == 3
 
 
-def test_raw_bytes_from_the_documented_tables_drive_the_server(served: ServerThread) -> None:
-    """The server decodes hand-written commands (GAME_BRIDGE.md §2) and answers in the documented layout."""
-    sock = socket.create_connection(("127.0.0.1", served.port), timeout=5)
+def raw_connection(port: int) -> tuple[socket.socket, Callable[[int], bytes]]:
+    """A plain socket to the server, past its on-connect message, and an exact-size read for it."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
 
     def read(n: int) -> bytes:
         data = b""
@@ -235,6 +235,12 @@ def test_raw_bytes_from_the_documented_tables_drive_the_server(served: ServerThr
         return data
 
     assert read(4) == b"\x05\x00\x00\x00"
+    return sock, read
+
+
+def test_raw_bytes_from_the_documented_tables_drive_the_server(served: ServerThread) -> None:
+    """The server decodes hand-written commands (GAME_BRIDGE.md §2) and answers in the documented layout."""
+    sock, read = raw_connection(served.port)
     sock.sendall(b"\x13\x00\x00\x00\x32\x00\x00\x00")  # on-step period 50
     sock.sendall(b"\x0b\x00\x00\x00")  # give up
     sock.sendall(b"\x16\x00\x00\x00")  # in menus?
@@ -260,20 +266,7 @@ def test_raw_bytes_from_the_documented_tables_drive_the_server(served: ServerThr
 def test_pipelined_commands_get_their_replies_in_order_in_one_stream(served: ServerThread) -> None:
     """Commands sent in one write (no wait for a reply): the answers come in the documented order and layout,
     also when the game pauses after the echo (the held-back replies must not wait for a frame or a run step)."""
-
-    def connect() -> tuple[socket.socket, Callable[[int], bytes]]:
-        sock = socket.create_connection(("127.0.0.1", served.port), timeout=5)
-
-        def read(n: int) -> bytes:
-            data = b""
-            while len(data) < n:
-                data += sock.recv(n - len(data))
-            return data
-
-        assert read(4) == b"\x05\x00\x00\x00"
-        return sock, read
-
-    sock, read = connect()
+    sock, read = raw_connection(served.port)
     # on-step period 50, give up, get state, in menus?, race finished?, speed 0, echo on-connect: one write
     sock.sendall(b"\x13\x00\x00\x00\x32\x00\x00\x00" b"\x0b\x00\x00\x00" b"\x09\x00\x00\x00" b"\x16\x00\x00\x00"
                  b"\x10\x00\x00\x00" b"\x06\x00\x00\x00\x00\x00\x00\x00" b"\x05\x00\x00\x00")  # fmt: skip
@@ -281,7 +274,7 @@ def test_pipelined_commands_get_their_replies_in_order_in_one_stream(served: Ser
     assert parse_state(read(length)).race_time_ms == -COUNTDOWN_MS
     assert read(8) == b"\x00\x00\x00\x00" * 2  # not in menus, not finished
     sock.close()  # the game is paused (speed 0): only a new client gets a wait again
-    sock, read = connect()
+    sock, read = raw_connection(served.port)
     sock.sendall(b"\x06\x00\x00\x00\x00\x00\x80\x3f" b"\x05\x00\x00\x00")  # speed 1, echo on-connect  # fmt: skip
     sock.sendall(b"\x16\x00\x00\x00")  # in menus? (sent before the run step is read: answered inside its wait)
     assert read(8) == b"\x01\x00\x00\x00" + struct.pack("<i", -COUNTDOWN_MS + 50)  # the run step first
