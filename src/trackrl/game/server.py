@@ -55,6 +55,7 @@ MAX_COMMAND_BYTES = 1 << 16
 IDLE_SLEEP_S = 0.001
 ACCEPT_POLL_S = 0.005  # the plugin polls Accept every rendered frame; every 5 ms is as often (200 fps)
 log = logging.getLogger("trackrl.game.server")
+_PAYLOAD_NAMES = {t: f"{t.name}'s payload" for t in PAYLOAD_STRUCTS}  # for errors; built once, not per message
 
 
 class _ClientGone(Exception):
@@ -285,7 +286,7 @@ class PluginServer:
     def _read_payload(self, message_type: MessageType) -> tuple:
         payload_struct = PAYLOAD_STRUCTS[message_type]
         receiver = self._receiver
-        offset = receiver.take(payload_struct.size, message_type.name + "'s payload")  # type: ignore[union-attr]
+        offset = receiver.take(payload_struct.size, _PAYLOAD_NAMES[message_type])  # type: ignore[union-attr]
         return payload_struct.unpack_from(receiver.buffer, offset)  # type: ignore[union-attr]
 
     def _read_bytes(self, message_type: MessageType, limit: int) -> bytes:
