@@ -1,11 +1,14 @@
 """TMInterface 2 protocol cost: Linesight's per-action sequence against `trackrl tmi-serve`, on one core.
 
 Per action (GAME_BRIDGE.md §5.6): run step -> get state (parsed) + rewind to current + speed 0 + request a
-160x120 frame + echo -> frame (BGRA) -> inputs + speed 80 + echo. The baseline is the same simulator stepped
-directly for one car with the same actions and the same 160x120 render, in the same run; the protocol's cost
-per action (client + server + loopback, beyond the simulator's own step and render) is the difference.
-Client and server share one core (the server process inherits this process's affinity).
-Run: .venv/bin/python benchmarks/tmi_loopback.py [--track a01] [--seconds 5] [--rounds 2]
+160x120 frame + echo -> frame (BGRA) -> inputs + speed 80 + echo. Measured twice: in Linesight's exact order
+(the client waits for the state blob before it sends the next commands: three round trips per action) and
+pipelined (`request_simulation_state`: the same messages in the same order, sent in one write, two round
+trips). The baseline is the same simulator stepped directly for one car with the same actions and the same
+160x120 render, in the same run; the protocol's cost per action (client + server + loopback, beyond the
+simulator's own step and render) is the difference. Client and server are pinned to the same single core
+(checked with os.sched_getaffinity on both processes).
+Run: .venv/bin/python benchmarks/tmi_loopback.py [--track a01] [--seconds 3] [--rounds 3] [--core N]
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ from trackrl.sim.track import load_track  # noqa: E402
 FRAME_W, FRAME_H = 160, 120
 
 
-def pin_to_one_core() -> int:
-    core = sorted(os.sched_getaffinity(0))[0]
+def pin_to_one_core(core: int | None) -> int:
+    core = sorted(os.sched_getaffinity(0))[0] if core is None else core
     os.sched_setaffinity(0, {core})
     return core
 
@@ -76,24 +79,35 @@ class LinesightLoop:
 
     def __init__(self, game: TMIClient, actions: list[int]) -> None:
         self.game = game
+        self.pipelined = False
         self.keys = [tuple(bool(v) for v in ACTIONS[a]) for a in actions]  # (accelerate, brake, left, right)
         self.start_state: SimState | None = None
         self.k = 0
+
+    def action_start(self, event: RunStep) -> None:
+        """Get state, rewind to current, speed 0, request the frame, echo; the state is parsed in both modes."""
+        game = self.game
+        if self.pipelined:
+            pending = game.request_simulation_state()
+        else:
+            state = game.get_simulation_state()
+        game.rewind_to_current_state()
+        game.set_speed(0.0)
+        game.request_frame(FRAME_W, FRAME_H)
+        game.respond(event)
+        if self.pipelined:
+            state = pending.result()
+        if self.start_state is None and event.race_time_ms == 0:
+            self.start_state = state
 
     def actions_per_second(self, seconds: float) -> float:
         game = self.game
         done, start = 0, time.perf_counter()
         for event in game.events():
-            if isinstance(event, RunStep):
-                t = event.race_time_ms
-                if t >= 0 and t % 50 == 0:
-                    state = game.get_simulation_state()
-                    if self.start_state is None and t == 0:
-                        self.start_state = state
-                    game.rewind_to_current_state()
-                    game.set_speed(0.0)
-                    game.request_frame(FRAME_W, FRAME_H)
-            elif isinstance(event, FrameReady):
+            if isinstance(event, RunStep) and event.race_time_ms >= 0 and event.race_time_ms % 50 == 0:
+                self.action_start(event)
+                continue
+            if isinstance(event, FrameReady):
                 accelerate, brake, left, right = self.keys[self.k % len(self.keys)]
                 game.set_input_state(left, right, accelerate, brake)
                 game.set_speed(80.0)
@@ -131,13 +145,30 @@ def free_port() -> int:
     return port
 
 
+def measure_protocol(loop: LinesightLoop, pipelined: bool, seconds: float, server_pid: int) -> tuple[float, float]:
+    """(wall us, CPU us of client + server) per action of the per-action sequence over tmi-serve."""
+    loop.pipelined = pipelined
+    before = cpu_seconds() + cpu_seconds(server_pid)
+    start = time.perf_counter()
+    rate = loop.actions_per_second(seconds)
+    actions = rate * (time.perf_counter() - start)
+    return 1e6 / rate, (cpu_seconds() + cpu_seconds(server_pid) - before) / actions * 1e6
+
+
+def measure_direct(track_name: str, actions: list[int], seconds: float) -> tuple[float, float]:
+    before = cpu_seconds()
+    rate = direct_actions_per_second(track_name, actions, seconds)
+    return 1e6 / rate, (cpu_seconds() - before) / (rate * seconds) * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--track", default="a01")
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--rounds", type=int, default=2, help="alternating measurements; the best of each is kept")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three alternating measurements")
+    parser.add_argument("--core", type=int, default=None, help="the core for both processes (default: the first)")
     args = parser.parse_args()
-    core = pin_to_one_core()
+    core = pin_to_one_core(args.core)
     actions = scripted_race(args.track)
     port = free_port()
     server = subprocess.Popen(
@@ -146,37 +177,40 @@ def main() -> None:
     )  # fmt: skip
     try:
         game = TMIClient.connect(port, timeout_s=30, connect_timeout_s=60)
+        affinities = (os.sched_getaffinity(0), os.sched_getaffinity(server.pid))
+        if affinities != ({core}, {core}):
+            raise SystemExit(f"client and server are not both pinned to core {core}: {affinities}")
         loop = LinesightLoop(game, actions)
         loop.actions_per_second(1.0)  # warm-up: connect, countdown, numba caches
-        direct, protocol, cpu_direct, cpu_protocol = [], [], [], []
+        rounds: dict[str, list[tuple[float, float]]] = {"direct": [], "exact": [], "pipelined": []}
         for _ in range(args.rounds):
-            before = cpu_seconds()
-            direct.append(direct_actions_per_second(args.track, actions, args.seconds))
-            cpu_direct.append((cpu_seconds() - before) / (direct[-1] * args.seconds))
-            before = cpu_seconds() + cpu_seconds(server.pid)
-            protocol.append(loop.actions_per_second(args.seconds))
-            cpu_protocol.append((cpu_seconds() + cpu_seconds(server.pid) - before) / (protocol[-1] * args.seconds))
+            rounds["direct"].append(measure_direct(args.track, actions, args.seconds))
+            rounds["exact"].append(measure_protocol(loop, False, args.seconds, server.pid))
+            rounds["pipelined"].append(measure_protocol(loop, True, args.seconds, server.pid))
         game.close()
     finally:
         server.terminate()
         server.wait(timeout=10)
-    best_direct, best_protocol = max(direct), max(protocol)
-    cost_us = (1 / best_protocol - 1 / best_direct) * 1e6
-    cpu_cost_us = (min(cpu_protocol) - min(cpu_direct)) * 1e6
-    rounds = f"best of {args.rounds} x {args.seconds:g} s"
-    print(f"one core (cpu {core}), track {args.track}, {FRAME_W}x{FRAME_H} frames, {rounds}")
-    direct_line = (
-        f"{best_direct:8.0f} actions/s  ({1e6 / best_direct:6.0f} us wall, {min(cpu_direct) * 1e6:6.0f} us CPU)"
-    )
-    protocol_line = f"{best_protocol:8.0f} actions/s  ({1e6 / best_protocol:6.0f} us wall, "
-    protocol_line += f"{min(cpu_protocol) * 1e6:6.0f} us CPU, client + server)"
-    print(f"simulator stepped directly (1 car + render): {direct_line}")
-    print(f"over tmi-serve (Linesight's sequence)      : {protocol_line}")
-    print(f"protocol cost per action                   : {cost_us:8.0f} us wall, {cpu_cost_us:6.0f} us CPU "
-          f"(target <= 100 us; wall ratio {best_direct / best_protocol:.2f}x)")  # fmt: skip
+    print(f"client and server pinned to core {core} (checked), track {args.track}, {FRAME_W}x{FRAME_H} frames, "
+          f"{args.rounds} rounds x {args.seconds:g} s each; per action: median (best) of the rounds")  # fmt: skip
+    labels = {
+        "direct": "simulator stepped directly (1 car + render)",
+        "exact": "over tmi-serve, Linesight's exact order    ",
+        "pipelined": "over tmi-serve, pipelined state request   ",
+    }
+    for name, label in labels.items():
+        wall, cpu = np.array(rounds[name]).T
+        print(f"{label}: {1e6 / np.median(wall):6.0f} actions/s  {np.median(wall):5.0f} us wall ({wall.min():4.0f}), "
+              f"{np.median(cpu):5.0f} us CPU ({cpu.min():4.0f})")  # fmt: skip
+    direct_wall, direct_cpu = np.array(rounds["direct"]).T
+    for name in ("exact", "pipelined"):
+        wall, cpu = np.array(rounds[name]).T
+        cost_wall, cost_cpu = wall - direct_wall, cpu - direct_cpu  # each round against its own baseline
+        print(f"protocol cost per action, {name:9s}: {np.median(cost_wall):5.0f} us wall ({cost_wall.min():4.0f}), "
+              f"{np.median(cost_cpu):5.0f} us CPU ({cost_cpu.min():4.0f})  (target <= 100 us)")  # fmt: skip
     print(
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: wall numbers on a busy machine count the "
-        "waits for the scheduler at every round trip; CPU numbers do not"
+        "waits for the scheduler at every round trip; CPU numbers count less of it"
     )
 
 

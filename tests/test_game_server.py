@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,8 @@ from trackrl.game.blob import parse_state, rotation_to_quaternion
 from trackrl.game.client import CheckpointCountChanged, Connected, FrameReady, RunStep, TMIClient
 from trackrl.game.protocol import GameConnectionError
 from trackrl.game.server import PluginServer
-from trackrl.game.simulated_game import COUNTDOWN_MS, SimulatedGame
+from trackrl.game.simulated_game import COUNTDOWN_MS, FALLBACK_GEAR, FALLBACK_RPM, SimulatedGame
+from trackrl.sim.actions import ACTIONS
 from trackrl.sim.drivers import follow_centerline_actions
 from trackrl.sim.env import VecRaceEnv
 from trackrl.sim.observation import float_input_dim, float_input_layout
@@ -192,6 +193,9 @@ def test_blob_read_with_plain_struct_holds_the_simulators_values(served: ServerT
     m = struct.unpack_from("<i", blob, 8352 + 4 * n)[0]
     assert n == m == 4 and len(blob) == 8356 + 4 * n + 8 * m
     assert struct.unpack_from("<i", blob, 8356 + 4 * n)[0] == -1  # no checkpoint yet at 3 s
+    # Gear and rpm (engine at 1648 + 1436): the documented fallback until the car model has a gearbox.
+    gear_and_rpm = (struct.unpack_from("<i", blob, 3128)[0], struct.unpack_from("<f", blob, 3112)[0])
+    assert gear_and_rpm == (FALLBACK_GEAR, FALLBACK_RPM) == (1, 0.0)
 
 
 def test_a_client_that_stops_echoing_is_dropped_after_the_timeout_and_the_next_is_served(served: ServerThread) -> None:
@@ -220,9 +224,9 @@ def test_a_client_that_stops_echoing_is_dropped_after_the_timeout_and_the_next_i
     assert served.server.clients_served == 3
 
 
-def test_raw_bytes_from_the_documented_tables_drive_the_server(served: ServerThread) -> None:
-    """The server decodes hand-written commands (GAME_BRIDGE.md §2) and answers in the documented layout."""
-    sock = socket.create_connection(("127.0.0.1", served.port), timeout=5)
+def raw_connection(port: int) -> tuple[socket.socket, Callable[[int], bytes]]:
+    """A plain socket to the server, past its on-connect message, and an exact-size read for it."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
 
     def read(n: int) -> bytes:
         data = b""
@@ -231,6 +235,12 @@ def test_raw_bytes_from_the_documented_tables_drive_the_server(served: ServerThr
         return data
 
     assert read(4) == b"\x05\x00\x00\x00"
+    return sock, read
+
+
+def test_raw_bytes_from_the_documented_tables_drive_the_server(served: ServerThread) -> None:
+    """The server decodes hand-written commands (GAME_BRIDGE.md §2) and answers in the documented layout."""
+    sock, read = raw_connection(served.port)
     sock.sendall(b"\x13\x00\x00\x00\x32\x00\x00\x00")  # on-step period 50
     sock.sendall(b"\x0b\x00\x00\x00")  # give up
     sock.sendall(b"\x16\x00\x00\x00")  # in menus?
@@ -251,6 +261,62 @@ def test_raw_bytes_from_the_documented_tables_drive_the_server(served: ServerThr
     sock.sendall(b"\x0d\x00\x00\x00")  # shutdown: dropped
     assert sock.recv(1) == b""
     sock.close()
+
+
+def test_pipelined_commands_get_their_replies_in_order_in_one_stream(served: ServerThread) -> None:
+    """Commands sent in one write (no wait for a reply): the answers come in the documented order and layout,
+    also when the game pauses after the echo (the held-back replies must not wait for a frame or a run step)."""
+    sock, read = raw_connection(served.port)
+    # on-step period 50, give up, get state, in menus?, race finished?, speed 0, echo on-connect: one write
+    sock.sendall(b"\x13\x00\x00\x00\x32\x00\x00\x00" b"\x0b\x00\x00\x00" b"\x09\x00\x00\x00" b"\x16\x00\x00\x00"
+                 b"\x10\x00\x00\x00" b"\x06\x00\x00\x00\x00\x00\x00\x00" b"\x05\x00\x00\x00")  # fmt: skip
+    (length,) = struct.unpack("<i", read(4))
+    assert parse_state(read(length)).race_time_ms == -COUNTDOWN_MS
+    assert read(8) == b"\x00\x00\x00\x00" * 2  # not in menus, not finished
+    sock.close()  # the game is paused (speed 0): only a new client gets a wait again
+    sock, read = raw_connection(served.port)
+    sock.sendall(b"\x06\x00\x00\x00\x00\x00\x80\x3f" b"\x05\x00\x00\x00")  # speed 1, echo on-connect  # fmt: skip
+    sock.sendall(b"\x16\x00\x00\x00")  # in menus? (sent before the run step is read: answered inside its wait)
+    assert read(8) == b"\x01\x00\x00\x00" + struct.pack("<i", -COUNTDOWN_MS + 50)  # the run step first
+    assert read(4) == b"\x00\x00\x00\x00"
+    # get state, request a 4x3 frame, echo: the blob and the frame arrive in this order
+    request_frame = b"\x11\x00\x00\x00\x04\x00\x00\x00\x03\x00\x00\x00"
+    sock.sendall(b"\x09\x00\x00\x00" + request_frame + b"\x01\x00\x00\x00")
+    (length,) = struct.unpack("<i", read(4))
+    assert parse_state(read(length)).race_time_ms == -COUNTDOWN_MS + 50
+    frame = read(4 + 4 * 3 * 4)
+    assert frame[:4] == b"\x04\x00\x00\x00" and frame[7::4] == b"\xff" * 12
+    sock.close()
+
+
+def test_a_pipelined_state_request_reads_the_same_race_as_get_state(served: ServerThread) -> None:
+    """request_simulation_state (sent with the action's other commands) gives the states get_simulation_state
+    gives, and leaves the stream in step (frames and events after it are read correctly)."""
+
+    def drive(pipelined: bool) -> list[tuple[int, list[float]]]:
+        seen = []
+        with TMIClient.connect(served.port, timeout_s=10) as game:
+            event = start_race(game)
+            for k in range(30):
+                if k:
+                    event = game.next_event()
+                assert isinstance(event, RunStep) and event.race_time_ms == 50 * k
+                pending = game.request_simulation_state() if pipelined else None
+                state = None if pipelined else game.get_simulation_state()
+                game.set_speed(0.0)
+                game.request_frame(16, 12)
+                game.respond(event)
+                state = pending.result() if pending else state
+                assert state is not None and state.race_time_ms == 50 * k
+                seen.append((state.race_time_ms, state.position_m.tolist()))
+                frame_event = game.next_event()
+                assert isinstance(frame_event, FrameReady) and frame_event.bgra.shape == (12, 16, 4)
+                game.set_input_state(k % 7 == 0, False, True, False)
+                game.set_speed(80.0)
+                game.respond(frame_event)
+        return seen
+
+    assert drive(pipelined=True) == drive(pipelined=False)
 
 
 def test_frames_are_the_simulators_camera_at_the_requested_size_in_bgra(served: ServerThread) -> None:
@@ -397,3 +463,40 @@ def test_tmi_serve_cli_rejects_a_bad_track() -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2 and "no_such_track" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_checkpoint_times_are_the_tick_of_the_crossing_as_a_tick_by_tick_reference_finds_it() -> None:
+    """SimulatedGame runs 50 ms chunks and replays only a chunk that crossed; the times must be those of the
+    simulator stepped one 10 ms tick at a time with the same inputs (first tick at or past each plane)."""
+    track, n_checkpoints = load_track("a01"), 3
+    env = VecRaceEnv(track, 1, render_images=False)
+    floats, actions = env.reset()[1], []
+    while True:  # the line follower's race, 50 ms actions
+        actions.append(int(follow_centerline_actions(floats, CONFIG)[0]))
+        result = env.step(np.array([actions[-1]]))
+        floats = result.floats
+        if result.terminated[0] or result.truncated[0]:
+            break
+    assert result.finished[0]
+    game = SimulatedGame(track, n_checkpoints)
+    while game.race_time_ms < 0:
+        game.advance(game.ticks_until_run_step(50))
+    for action in actions:
+        accelerate, brake, left, right = ACTIONS[action]
+        game.set_inputs(bool(left), bool(right), bool(accelerate), bool(brake))
+        ticks_left = game.ticks_until_run_step(50)
+        while ticks_left and not game.finished:  # a crossing ends a chunk early: go on to the run step
+            ticks, _ = game.advance(ticks_left)
+            ticks_left -= ticks
+    reference = VecRaceEnv(track, 1, env_config=EnvironmentConfig(tm_engine_step_per_action=1), render_images=False)
+    planes_m = track.length_m * np.arange(1, n_checkpoints + 1) / (n_checkpoints + 1)
+    expected: list[int] = []
+    for action in actions:
+        for _ in range(5):
+            step = reference.step(np.array([action]))
+            while len(expected) < n_checkpoints and step.progress_m[0] >= planes_m[len(expected)]:
+                expected.append(int(step.race_time_ms[0]))
+    expected.append(int(step.race_time_ms[0]))  # the finish
+    assert step.finished[0] and game.finished
+    assert game.cp_times_ms.tolist() == expected
+    assert expected[-1] == int(result.race_time_ms[0]) and len(set(expected)) == n_checkpoints + 1

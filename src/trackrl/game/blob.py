@@ -78,6 +78,31 @@ BLOB_DTYPE = np.dtype(
 )
 
 
+_FLAGS_AT = BLOB_DTYPE.fields["flags"][1]
+
+
+def _scalars_struct(fields: list[tuple[str, str, int]]) -> struct.Struct:
+    """One Struct that reads scalar fields (name, struct code, offset; in offset order) and skips the bytes between."""
+    layout, at = "<", 0
+    for name, code, offset in fields:
+        if offset < at:
+            raise AssertionError(f"{name} at {offset} overlaps the field before it")
+        layout += f"{offset - at}x{code}" if offset > at else code
+        at = offset + struct.calcsize("<" + code)
+    return struct.Struct(layout)
+
+
+_SCALARS = _scalars_struct([  # the order of parse_state's unpacking
+    ("time", "i", BLOB_DTYPE.fields["timers"][1] + 4),  # timers[1]
+    ("gearbox_state", "i", BLOB_DTYPE.fields["gearbox_state"][1]),
+    ("actual_rpm", "f", BLOB_DTYPE.fields["actual_rpm"][1]),
+    ("gear", "i", BLOB_DTYPE.fields["gear"][1]),
+    ("is_freewheeling", "I", BLOB_DTYPE.fields["is_freewheeling"][1]),
+    ("race_time", "i", BLOB_DTYPE.fields["race_time"][1]),
+    ("race_finished", "I", BLOB_DTYPE.fields["race_finished"][1]),
+])  # fmt: skip
+
+
 class BlobError(GameProtocolError):
     """A state blob that does not have the documented layout."""
 
@@ -115,14 +140,14 @@ class SimState:
     data: bytes = field(default=b"", repr=False)
 
 
-def _checkpoint_arrays(blob: bytes | memoryview) -> tuple[int, int, int]:
+def _checkpoint_arrays(blob: bytes | bytearray | memoryview) -> tuple[int, int, int]:
     """(n, m, total size) from the two length fields; BlobError if they run past the blob."""
     size = len(blob)
-    n = int(np.frombuffer(blob, "<i4", 1, 8348)[0])
+    (n,) = _INT32.unpack_from(blob, CP_STATES_OFFSET - 4)
     times_length_at = CP_STATES_OFFSET + 4 * n
     if n < 0 or times_length_at + 4 > size:
         raise BlobError(f"state blob: cp_states_length {n} at byte 8348 runs past the blob's {size} bytes")
-    m = int(np.frombuffer(blob, "<i4", 1, times_length_at)[0])
+    (m,) = _INT32.unpack_from(blob, times_length_at)
     end = times_length_at + 4 + 8 * m
     if m < 0 or end > size:
         raise BlobError(f"state blob: cp_times_length {m} at byte {times_length_at} runs past the blob's {size} bytes")
@@ -130,12 +155,14 @@ def _checkpoint_arrays(blob: bytes | memoryview) -> tuple[int, int, int]:
 
 
 def parse_state(blob: bytes) -> SimState:
-    """Read a state blob; BlobError if it is shorter than its fixed part, lacks player info, or has extra bytes."""
+    """Read a state blob; BlobError if it is shorter than its fixed part, lacks player info, or has extra bytes.
+
+    The arrays of the result are views of one private copy of the blob's fixed part (one copy, not one per field).
+    """
     size = len(blob)
     if size < FIXED_SIZE:
         raise BlobError(f"state blob is {size} bytes, shorter than the {FIXED_SIZE}-byte fixed part of SimStateData")
-    record = np.frombuffer(blob, BLOB_DTYPE, 1)[0]
-    flags = int(record["flags"])
+    (flags,) = _UINT32.unpack_from(blob, _FLAGS_AT)
     if not flags & HAS_PLAYER_INFO:
         raise BlobError(f"state blob has no player info (flags 0x{flags:x} lack 0x80): its race time is not valid")
     n, m, end = _checkpoint_arrays(blob)
@@ -143,29 +170,31 @@ def parse_state(blob: bytes) -> SimState:
         # TMInterface 2's exact blob length is UNVERIFIED (GAME_BRIDGE.md §6): say so rather than guess.
         raise BlobError(f"state blob is {size} bytes but its checkpoint arrays end at byte {end}: the layout differs "
                         "from TMInterface 1's SimStateData that Linesight assumes")  # fmt: skip
+    record = np.frombuffer(bytearray(blob[:CP_STATES_OFFSET]), BLOB_DTYPE, 1)[0]  # a copy: bytes, not fields (fast)
     wheels = record["wheels"]
+    time_ms, gearbox_state, actual_rpm, gear, is_freewheeling, race_time, race_finished = _SCALARS.unpack_from(blob)
     cp_times = np.frombuffer(blob, "<i4", 2 * m, CP_STATES_OFFSET + 4 * n + 4)
     return SimState(
-        race_time_ms=int(record["race_time"]),
-        position_m=record["position"].copy(),
-        rotation=record["rotation"].copy(),
-        quaternion=record["quaternion"].copy(),
-        linear_velocity_mps=record["linear_speed"].copy(),
-        angular_velocity_radps=record["angular_speed"].copy(),
+        race_time_ms=race_time,
+        position_m=record["position"],
+        rotation=record["rotation"],
+        quaternion=record["quaternion"],
+        linear_velocity_mps=record["linear_speed"],
+        angular_velocity_radps=record["angular_speed"],
         wheels=WheelStates(
-            damper_absorb=wheels["damper_absorb"].copy(),
+            damper_absorb=wheels["damper_absorb"],
             has_ground_contact=wheels["has_ground_contact"] != 0,
-            contact_material_id=wheels["contact_material_id"].copy(),
+            contact_material_id=wheels["contact_material_id"],
             is_sliding=wheels["is_sliding"] != 0,
         ),
-        gear=int(record["gear"]),
-        actual_rpm=float(record["actual_rpm"]),
-        gearbox_state=int(record["gearbox_state"]),
-        is_freewheeling=bool(record["is_freewheeling"]),
+        gear=gear,
+        actual_rpm=actual_rpm,
+        gearbox_state=gearbox_state,
+        is_freewheeling=bool(is_freewheeling),
         cp_states=np.frombuffer(blob, "<u4", n, CP_STATES_OFFSET) != 0,
         cp_times_ms=cp_times[0::2].copy(),
-        race_finished=bool(record["race_finished"]),
-        time_ms=int(record["timers"][1]),
+        race_finished=bool(race_finished),
+        time_ms=time_ms,
         flags=flags,
         data=bytes(blob),
     )
@@ -234,6 +263,7 @@ def rotation_to_quaternion(rotation: np.ndarray) -> np.ndarray:
 _DYNA_STATE = struct.Struct("<4f9f3f3f3f3f")  # quat, rotation, position, linear, add_linear, angular (672..772)
 _INT32 = struct.Struct("<i")
 _UINT32 = struct.Struct("<I")
+_FLOAT32 = struct.Struct("<f")
 
 
 def _offset(name: str) -> int:
@@ -244,7 +274,7 @@ class BlobWriter:
     """Writes blobs of one layout fast (the server's hot path): one template, a few `pack_into` per blob.
 
     Offsets come from BLOB_DTYPE, the one description of the layout; the fields not passed to `write` keep the
-    template's values.
+    template's values (and the checkpoint arrays their last values when `cp_times_ms` is None).
     """
 
     def __init__(self, template: SimState) -> None:
@@ -253,6 +283,11 @@ class BlobWriter:
         self._cp_states = np.frombuffer(self.buffer, "<u4", n, CP_STATES_OFFSET)
         self._cp_times = np.frombuffer(self.buffer, "<i4", 2 * m, CP_STATES_OFFSET + 4 * n + 4)[0::2]
         self._wheel_sliding_at = [_offset("wheels") + k * WHEEL_SIZE + 300 for k in range(4)]
+        # Offsets looked up once (BLOB_DTYPE.fields builds a new mapping at every access).
+        self._dyna_at = _offset("quaternion")
+        self._time_at = _offset("timers") + 4  # timers[1]
+        self._race_time_at, self._race_finished_at = _offset("race_time"), _offset("race_finished")
+        self._gear_at, self._rpm_at = _offset("gear"), _offset("actual_rpm")
 
     def write(
         self,
@@ -261,17 +296,22 @@ class BlobWriter:
         dyna: tuple[float, ...],  # 25 floats: quaternion (4), rotation (9), position, linear, add_linear, angular
         sliding: bool,
         race_finished: bool,
-        cp_times_ms: np.ndarray,
+        cp_times_ms: np.ndarray | None,  # None: unchanged since the last blob
         opaque: bytes,  # at dyna.rest (DYNA_REST_SIZE bytes at most)
+        gear: int = 0,
+        actual_rpm: float = 0.0,
     ) -> bytes:
         buffer = self.buffer
-        _DYNA_STATE.pack_into(buffer, _offset("quaternion"), *dyna)
-        _INT32.pack_into(buffer, 16, time_ms)  # timers[1]
-        _INT32.pack_into(buffer, _offset("race_time"), race_time_ms)
-        _UINT32.pack_into(buffer, _offset("race_finished"), race_finished)
+        _DYNA_STATE.pack_into(buffer, self._dyna_at, *dyna)
+        _INT32.pack_into(buffer, self._time_at, time_ms)
+        _INT32.pack_into(buffer, self._race_time_at, race_time_ms)
+        _UINT32.pack_into(buffer, self._race_finished_at, race_finished)
         for at in self._wheel_sliding_at:
             _UINT32.pack_into(buffer, at, sliding)
-        self._cp_states[:] = cp_times_ms >= 0
-        self._cp_times[:] = cp_times_ms
+        _INT32.pack_into(buffer, self._gear_at, gear)
+        _FLOAT32.pack_into(buffer, self._rpm_at, actual_rpm)
+        if cp_times_ms is not None:
+            self._cp_states[:] = cp_times_ms >= 0
+            self._cp_times[:] = cp_times_ms
         buffer[DYNA_REST_OFFSET : DYNA_REST_OFFSET + len(opaque)] = opaque
         return bytes(buffer)

@@ -17,8 +17,10 @@ import contextlib
 import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -40,6 +42,7 @@ from trackrl.game.protocol import (
 )
 
 M = MessageType
+_Reply = TypeVar("_Reply")
 MAX_TEXT_BYTES = 1 << 24
 PAIR = struct.Struct("<ii")
 
@@ -78,6 +81,28 @@ class Connected:
 SyncEvent = RunStep | CheckpointCountChanged | LapCountChanged | FrameReady | Connected
 
 
+class PendingState:
+    """The reply to a C_GET_SIMULATION_STATE sent by `request_simulation_state`, read when it is needed.
+
+    The game answers commands in order, so the blob is read off the stream at `result()` or, at the latest, before
+    the next event or reply; `result()` parses it (once).
+    """
+
+    __slots__ = ("_blob", "_client", "_state")
+
+    def __init__(self, client: TMIClient) -> None:
+        self._client = client
+        self._blob: bytes | None = None
+        self._state: SimState | None = None
+
+    def result(self) -> SimState:
+        if self._state is None:
+            if self._blob is None:
+                self._client._read_pending_replies(until=self)
+            self._state = parse_state(self._blob)  # type: ignore[arg-type]
+        return self._state
+
+
 class TMIClient:
     """A connection to one game instance (one TMInterface 2 + Python_Link plugin, or `trackrl tmi-serve`)."""
 
@@ -88,9 +113,11 @@ class TMIClient:
         # Commands are collected and sent in one write when the client next waits for the game (a read or an
         # echo): the game reads them only during its wait anyway, and one syscall per burst is much cheaper.
         self._outgoing = bytearray()
+        self._pending: deque[PendingState] = deque()  # state requests whose replies are still on the stream
         self._frame_size: tuple[int, int] | None = None  # (W, H) of the latest request
         self._frame_buffer = bytearray()
         self._frame_view = memoryview(self._frame_buffer)
+        self._frame_array = np.frombuffer(self._frame_buffer, dtype=np.uint8)  # (H, W, 4) once a size is requested
         self._messages = {t: s.pack for t, s in MESSAGE_STRUCTS.items()}
         self._encoded_types = {t: INT32.pack(int(t)) for t in MessageType}
 
@@ -124,6 +151,8 @@ class TMIClient:
     # ---- the sync events --------------------------------------------------------------------------------------
     def next_event(self) -> SyncEvent:
         """Read the next sync message; GameProtocolError for any other type (the stream cannot be resynchronised)."""
+        if self._pending:
+            self._read_pending_replies()
         message_type = self._read_int32("the next message type from the game")
         if message_type == M.SC_RUN_STEP_SYNC:
             return RunStep(self._read_int32("SC_RUN_STEP_SYNC's race time"))
@@ -168,9 +197,8 @@ class TMIClient:
     def _read_frame(self) -> np.ndarray:
         if self._frame_size is None:
             raise GameProtocolError("the game sent a frame (SC_REQUESTED_FRAME_SYNC) that was never requested")
-        width, height = self._frame_size
-        self._receiver.read_into(self._frame_view, f"SC_REQUESTED_FRAME_SYNC's {width}x{height} BGRA pixels")
-        return np.frombuffer(self._frame_buffer, dtype=np.uint8).reshape(height, width, 4)
+        self._receiver.read_into(self._frame_view, self._frame_what)
+        return self._frame_array
 
     # ---- commands ---------------------------------------------------------------------------------------------
     def _send(self, message_type: MessageType, *payload: int | float) -> None:
@@ -202,11 +230,40 @@ class TMIClient:
         self._send(M.C_REWIND_TO_CURRENT_STATE)
 
     def get_simulation_state_bytes(self) -> bytes:
-        self._send(M.C_GET_SIMULATION_STATE)
-        return self._read_length_prefixed("the state blob (reply to C_GET_SIMULATION_STATE)", MAX_BLOB_BYTES)
+        return self._blocking(M.C_GET_SIMULATION_STATE, self._read_state_blob)
 
     def get_simulation_state(self) -> SimState:
+        """The state now: sends the collected commands and waits for the blob (one round trip)."""
         return parse_state(self.get_simulation_state_bytes())
+
+    def request_simulation_state(self) -> PendingState:
+        """The state now, without waiting: the request goes out with the next commands in one write.
+
+        Linesight's per-action sequence (get state, rewind to current, speed 0, request frame, echo) then costs
+        one round trip instead of two; the game sees the same messages in the same order.
+        """
+        self._send(M.C_GET_SIMULATION_STATE)
+        pending = PendingState(self)
+        self._pending.append(pending)
+        return pending
+
+    def _read_state_blob(self) -> bytes:
+        return self._read_length_prefixed("the state blob (reply to C_GET_SIMULATION_STATE)", MAX_BLOB_BYTES)
+
+    def _read_pending_replies(self, until: PendingState | None = None) -> None:
+        """Read the replies of earlier state requests off the stream, in order (all, or up to `until`)."""
+        while self._pending:
+            pending = self._pending.popleft()
+            pending._blob = self._read_state_blob()
+            if pending is until:
+                return
+
+    def _blocking(self, message_type: MessageType, read_reply: Callable[[], _Reply]) -> _Reply:
+        """A command answered at once: earlier replies are read first (they come first), then this one."""
+        self._send(message_type)
+        if self._pending:
+            self._read_pending_replies()
+        return read_reply()
 
     def set_input_state(self, left: bool, right: bool, accelerate: bool, brake: bool) -> None:
         self._send(M.C_SET_INPUT_STATE, bool(left), bool(right), bool(accelerate), bool(brake))
@@ -227,8 +284,7 @@ class TMIClient:
         self._send(M.C_SET_TIMEOUT, timeout_ms)
 
     def race_finished(self) -> bool:
-        self._send(M.C_RACE_FINISHED)
-        return self._read_int32("the reply to C_RACE_FINISHED") > 0
+        return self._blocking(M.C_RACE_FINISHED, lambda: self._read_int32("the reply to C_RACE_FINISHED") > 0)
 
     def request_frame(self, width: int, height: int) -> None:
         """Ask for one W x H BGRA frame; it arrives later as a FrameReady event."""
@@ -237,7 +293,9 @@ class TMIClient:
         if self._frame_size != (width, height):
             self._frame_buffer = bytearray(width * height * 4)
             self._frame_view = memoryview(self._frame_buffer)
-        self._frame_size = (width, height)
+            self._frame_array = np.frombuffer(self._frame_buffer, dtype=np.uint8).reshape(height, width, 4)
+            self._frame_what = f"SC_REQUESTED_FRAME_SYNC's {width}x{height} BGRA pixels"
+            self._frame_size = (width, height)
         self._send(M.C_REQUEST_FRAME, width, height)
 
     def unrequest_frame(self) -> None:
@@ -254,13 +312,15 @@ class TMIClient:
         self._send(M.C_TOGGLE_INTERFACE, 1 if visible else 0)
 
     def is_in_menus(self) -> bool:
-        self._send(M.C_IS_IN_MENUS)
-        return self._read_int32("the reply to C_IS_IN_MENUS") > 0
+        return self._blocking(M.C_IS_IN_MENUS, lambda: self._read_int32("the reply to C_IS_IN_MENUS") > 0)
 
     def get_inputs(self) -> str:
         """The race's inputs as a TMInterface input script."""
-        self._send(M.C_GET_INPUTS)
-        return self._read_length_prefixed("the inputs text (reply to C_GET_INPUTS)", MAX_TEXT_BYTES).decode("utf-8")
+        text = self._blocking(
+            M.C_GET_INPUTS,
+            lambda: self._read_length_prefixed("the inputs text (reply to C_GET_INPUTS)", MAX_TEXT_BYTES),
+        )
+        return text.decode("utf-8")
 
     def close(self) -> None:
         """Tell the game to drop this client (C_SHUTDOWN), then close; safe to call twice or on a dead socket."""

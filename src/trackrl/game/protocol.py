@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 import struct
 import sys
+from collections.abc import Callable
 from enum import IntEnum
 
 from trackrl.errors import UserError
@@ -97,6 +98,10 @@ class GameConnectionError(UserError):
     """The other end closed, reset or stopped answering while a message was being read or written."""
 
 
+class GameTimeoutError(GameConnectionError):
+    """The other end sent nothing within the read or write timeout (TimeoutError or, with SO_RCVTIMEO, EAGAIN)."""
+
+
 class GameProtocolError(UserError):
     """The byte stream does not follow the protocol (unknown message type, impossible length): no resync."""
 
@@ -138,7 +143,7 @@ def recv_exact(sock: socket.socket, buffer: memoryview, what: str, received: int
         try:
             n = sock.recv_into(buffer[received:] if received else buffer, size - received, MSG_WAITALL)
         except (TimeoutError, BlockingIOError) as error:
-            raise GameConnectionError(f"timed out reading {what} (got {received} of {size} bytes)") from error
+            raise GameTimeoutError(f"timed out reading {what} (got {received} of {size} bytes)") from error
         except OSError as error:
             raise GameConnectionError(
                 f"connection lost reading {what}: {error} (got {received} of {size} bytes)"
@@ -149,11 +154,28 @@ def recv_exact(sock: socket.socket, buffer: memoryview, what: str, received: int
         received += n
 
 
+def send_parts(sock: socket.socket, parts: list[bytes | bytearray | memoryview], what: str) -> None:
+    """send_all for several buffers in one sendmsg (scatter-gather: nothing is copied into one buffer first)."""
+    views = [memoryview(part) for part in parts]
+    try:
+        while views:
+            sent = sock.sendmsg(views)
+            while views and sent >= len(views[0]):
+                sent -= len(views[0])
+                views.pop(0)
+            if views and sent:
+                views[0] = views[0][sent:]
+    except (TimeoutError, BlockingIOError) as error:
+        raise GameTimeoutError(f"timed out sending {what}") from error
+    except OSError as error:
+        raise GameConnectionError(f"connection lost sending {what}: {error}") from error
+
+
 def send_all(sock: socket.socket, data: bytes | bytearray | memoryview, what: str) -> None:
     try:
         sock.sendall(data)
     except (TimeoutError, BlockingIOError) as error:
-        raise GameConnectionError(f"timed out sending {what}") from error
+        raise GameTimeoutError(f"timed out sending {what}") from error
     except OSError as error:
         raise GameConnectionError(f"connection lost sending {what}: {error}") from error
 
@@ -187,11 +209,15 @@ class Receiver:
     """Exact-size reads through one buffer: a burst of messages costs one recv syscall, not two per message.
 
     `take(n, what)` returns the offset of the next n bytes in `buffer` (valid until the next call); every way of
-    not getting them is one GameConnectionError naming `what`, as in recv_exact.
+    not getting them is one GameConnectionError naming `what`, as in recv_exact. `before_blocking` is called
+    before a read that has to wait for the other end (the server sends its held-back replies there).
     """
 
-    def __init__(self, sock: socket.socket, size: int = 1 << 16) -> None:
+    def __init__(
+        self, sock: socket.socket, size: int = 1 << 16, before_blocking: Callable[[], None] | None = None
+    ) -> None:
         self.sock = sock
+        self.before_blocking = before_blocking
         self.buffer = bytearray(size)
         self._view = memoryview(self.buffer)
         self.start = 0
@@ -237,13 +263,14 @@ class Receiver:
             else:
                 self.buffer[:pending] = self.buffer[self.start : self.end]
             self.start, self.end = 0, pending
+        if self.before_blocking is not None:
+            self.before_blocking()
         while self.end - self.start < n:
             try:
                 received = self.sock.recv_into(self._view[self.end :], len(self.buffer) - self.end)
             except (TimeoutError, BlockingIOError) as error:
-                raise GameConnectionError(
-                    f"timed out reading {what} (got {self.end - self.start} of {n} bytes)"
-                ) from error
+                got = self.end - self.start
+                raise GameTimeoutError(f"timed out reading {what} (got {got} of {n} bytes)") from error
             except OSError as error:
                 raise GameConnectionError(f"connection lost reading {what}: {error}") from error
             if received == 0:

@@ -11,17 +11,20 @@ What maps to what:
   without that payload (e.g. one from the real game) is refused with a clear error. The checkpoint times of the
   blob are honoured, so Linesight's "last checkpoint time = -1" trick un-finishes a finished race.
 - the car body stays level (the simulator has no pitch or roll), all four wheels share its sliding flag and
-  touch the ground; it has no gearbox (gear, rpm and gearbox state are written as 0).
+  touch the ground; gear and rpm come from `gear_and_rpm` (gear 1 and 0 rpm until the car model has gears),
+  the gearbox state is 0.
 - inputs: left + right together cancel (the simulator steers right - left); an input set at tick t applies from
   tick t + 10 ms on, like the simulator's action steps.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import struct
 import zlib
 
+import numba
 import numpy as np
 
 from trackrl.config import EnvironmentConfig
@@ -42,7 +45,18 @@ from trackrl.game.blob import (
 from trackrl.sim.actions import ACTIONS
 from trackrl.sim.camera import CameraRays, TrackTexture, build_track_texture, camera_rays, render_images
 from trackrl.sim.car import TICK_MS
-from trackrl.sim.env import STATE_HEADING, STATE_X, STATE_Z, VecRaceEnv
+from trackrl.sim.env import (
+    STATE_HEADING,
+    STATE_HEIGHT,
+    STATE_PROGRESS,
+    STATE_VX,
+    STATE_VZ,
+    STATE_X,
+    STATE_YAW_RATE,
+    STATE_Z,
+    StepResult,
+    VecRaceEnv,
+)
 from trackrl.sim.track import Track
 
 COUNTDOWN_MS = 3000  # ours: the game's countdown length is not in GAME_BRIDGE.md; Linesight only needs t < 0
@@ -51,6 +65,7 @@ ROAD_MATERIAL_ID = 16  # Asphalt (physics group 0)
 MAX_METRES_PER_TICK = 3.0  # 300 m/s (drag caps the car below 200 m/s even downhill): a chunk that starts further
 # than this x ticks before a checkpoint cannot cross it
 BLOB_FLAGS = HAS_TIMERS | HAS_DYNA | HAS_SCENE_MOBIL | HAS_SIMULATION_WHEELS | HAS_PLAYER_INFO
+FALLBACK_GEAR, FALLBACK_RPM = 1, 0.0  # written while the car model has no gearbox (see gear_and_rpm)
 _MAGIC = b"trackrl-sim-v1\x00\x00"
 _HEADER = struct.Struct("<16sIiiBB4BI")  # magic, track id, race time, tick time, finished, prevented, inputs, n
 
@@ -67,6 +82,7 @@ class SimulatedGame:
         self.n_checkpoints = n_checkpoints
         self._action_of_keys = {tuple(bool(k) for k in keys): i for i, keys in enumerate(ACTIONS)}
         self._action = np.zeros(1, dtype=np.int64)
+        self._render_rows = np.zeros(1, dtype=np.int64)  # the one car, row 0 of its state
         self.load_track(track)
 
     # ---- race control -----------------------------------------------------------------------------------------
@@ -79,12 +95,13 @@ class SimulatedGame:
         planar = np.hypot(delta[:, 0], delta[:, 2])
         self._grade = (delta[:, 1] / planar).tolist()  # tan θ per segment, for the vertical speed
         self._tangent_x, self._tangent_z = (delta[:, 0] / planar).tolist(), (delta[:, 2] / planar).tolist()
-        self._cumulative_m = track.cumulative_distance_m
+        self._cumulative_m = track.cumulative_distance_m.tolist()
         self._writer = BlobWriter(self._template_state())
         self._envs: dict[int, VecRaceEnv] = {1: self._new_env(1)}
         self._env = self._envs[1]
         self._texture: TrackTexture | None = None
         self._rays: dict[tuple[int, int], CameraRays] = {}
+        self._gray: dict[tuple[int, int], np.ndarray] = {}
         self.give_up()
 
     def give_up(self) -> None:
@@ -95,6 +112,8 @@ class SimulatedGame:
         self.finished = False
         self.finish_prevented = False
         self.cp_times_ms = np.full(self.n_checkpoints + 1, -1, dtype=np.int32)
+        self._checkpoints_passed = 0
+        self._cp_times_changed = True  # the blob writer rewrites the checkpoint arrays only after a change
         self.inputs = (False, False, False, False)  # left, right, accelerate, brake
         self._action[0] = self._action_of_keys[(False, False, False, False)]
         self.input_events: list[tuple[int, str, bool]] = []
@@ -113,7 +132,7 @@ class SimulatedGame:
 
     @property
     def checkpoints_passed(self) -> int:
-        return int((self.cp_times_ms >= 0).sum())
+        return self._checkpoints_passed
 
     @property
     def race_finished(self) -> bool:
@@ -129,6 +148,9 @@ class SimulatedGame:
         """Ticks until the next tick the plugin reports: race time % period == 0, or every tick after the finish."""
         if self.finished:
             return 1
+        if period_ms % TICK_MS == 0 and self.race_time_ms % TICK_MS == 0:  # the usual case, without a search
+            period_ticks = period_ms // TICK_MS
+            return period_ticks - (self.race_time_ms // TICK_MS) % period_ticks
         for ticks in range(1, max(period_ms, TICK_MS) + 1):
             if (self.race_time_ms + ticks * TICK_MS) % period_ms == 0:
                 return ticks
@@ -152,31 +174,47 @@ class SimulatedGame:
             return max_ticks, False
         next_cp = self.checkpoints_passed
         cp_distance_m = self.checkpoint_distances_m[next_cp] if next_cp < self.n_checkpoints else np.inf
-        if max_ticks > 1 and self._env.progress_m[0] + MAX_METRES_PER_TICK * max_ticks >= cp_distance_m:
-            return self._advance_tick_by_tick(max_ticks, cp_distance_m)
         self._switch_env(max_ticks)
-        return max_ticks, self._step_env(cp_distance_m)
+        if max_ticks == 1 or self._env.progress_m[0] + MAX_METRES_PER_TICK * max_ticks < cp_distance_m:
+            result = self._step()  # the crossing is out of reach in this chunk
+            return max_ticks, self._record_crossing(result, cp_distance_m)
+        # Near a checkpoint: run the chunk, and only if it crossed, go back and find the crossing's tick.
+        before = self._env.snapshot_car(0), self.race_time_ms
+        result = self._step()
+        if not self._crossed(result, cp_distance_m):
+            return max_ticks, False
+        self._env.restore_car(0, before[0])
+        self.race_time_ms = self.tick_time_ms = before[1]
+        return self._advance_tick_by_tick(max_ticks, cp_distance_m)
 
     def _advance_tick_by_tick(self, max_ticks: int, cp_distance_m: float) -> tuple[int, bool]:
         self._switch_env(1)
         for ticks in range(1, max_ticks + 1):
-            if self._step_env(cp_distance_m):
+            if self._record_crossing(self._step(), cp_distance_m):
                 return ticks, True
-            if self.finished:  # (cannot happen without a crossing; kept for safety)
-                return ticks, False
         return max_ticks, False
 
-    def _step_env(self, cp_distance_m: float) -> bool:
+    def _step(self) -> StepResult:
         result = self._env.step(self._action)
         self.race_time_ms = self.tick_time_ms = int(result.race_time_ms[0])
+        return result
+
+    @staticmethod
+    def _crossed(result: StepResult, cp_distance_m: float) -> bool:
+        return bool(result.finished[0]) or result.progress_m[0] >= cp_distance_m
+
+    def _record_crossing(self, result: StepResult, cp_distance_m: float) -> bool:
+        """After a step: note the finish or the next checkpoint if the step crossed it."""
+        if not self._crossed(result, cp_distance_m):
+            return False
         if result.finished[0]:
             self.finished = True
             self.cp_times_ms[-1] = self.race_time_ms
-            return True
-        if result.progress_m[0] >= cp_distance_m:
-            self.cp_times_ms[self.checkpoints_passed] = self.race_time_ms
-            return True
-        return False
+        else:
+            self.cp_times_ms[self._checkpoints_passed] = self.race_time_ms
+        self._checkpoints_passed = int((self.cp_times_ms >= 0).sum())
+        self._cp_times_changed = True
+        return True
 
     def _template_state(self) -> SimState:
         """The fields that never change in this simulator: level body, four wheels on asphalt, no gearbox."""
@@ -194,8 +232,8 @@ class SimulatedGame:
                 contact_material_id=np.full(4, ROAD_MATERIAL_ID, dtype=np.int32),
                 is_sliding=np.zeros(4, dtype=bool),
             ),
-            gear=0,
-            actual_rpm=0.0,
+            gear=FALLBACK_GEAR,
+            actual_rpm=FALLBACK_RPM,
             gearbox_state=0,
             is_freewheeling=False,
             cp_states=np.zeros(n, dtype=bool),
@@ -227,20 +265,25 @@ class SimulatedGame:
 
     def _dyna(self) -> tuple[float, ...]:
         """quaternion, rotation (row-major), position, linear velocity, added velocity (0), angular velocity."""
-        env = self._env
-        heading = float(env.headings_rad[0])
+        car = self._env.car_state(0).tolist()
+        heading = car[STATE_HEADING]
         sin_h, cos_h = math.sin(heading), math.cos(heading)
         # Columns: the car's left, up and forward axes in the world (left = up × forward); a yaw about y.
         rotation = (sin_h, 0.0, cos_h, 0.0, 1.0, 0.0, -cos_h, 0.0, sin_h)
         half = (heading - math.pi / 2) / 2  # the same rotation as a quaternion (w, x, y, z): angle π/2 − ψ about y
         quaternion = (math.cos(half), 0.0, -math.sin(half), 0.0)
-        x, y, z = env.positions_m[0].tolist()
-        vx, vz = env.velocities_mps[0].tolist()
-        progress_m = float(env.progress_m[0])
-        segment = min(max(int(np.searchsorted(self._cumulative_m, progress_m)) - 1, 0), len(self._grade) - 1)
+        x, y, z = car[STATE_X], car[STATE_HEIGHT], car[STATE_Z]
+        vx, vz = car[STATE_VX], car[STATE_VZ]
+        progress_m = car[STATE_PROGRESS]
+        segment = min(max(bisect.bisect_left(self._cumulative_m, progress_m) - 1, 0), len(self._grade) - 1)
         along_mps = vx * self._tangent_x[segment] + vz * self._tangent_z[segment]
         vy = along_mps * self._grade[segment]  # the car follows the road's slope
-        return (*quaternion, *rotation, x, y, z, vx, vy, vz, 0.0, 0.0, 0.0, 0.0, -float(env.yaw_rates_radps[0]), 0.0)
+        return (*quaternion, *rotation, x, y, z, vx, vy, vz, 0.0, 0.0, 0.0, 0.0, -car[STATE_YAW_RATE], 0.0)
+
+    def gear_and_rpm(self) -> tuple[int, float]:
+        """The car's gear (1..5) and engine rpm for the blob; without a gearbox in the car model: gear 1, 0 rpm."""
+        # TODO(car): wire gears - read the gear column (S_GEAR) of the car state and sim.car.engine_rpm(speed, gear)
+        return FALLBACK_GEAR, FALLBACK_RPM
 
     def state_blob(self) -> bytes:
         """C_GET_SIMULATION_STATE: the documented fields plus the exact simulator state in dyna.rest."""
@@ -251,15 +294,25 @@ class SimulatedGame:
         )  # fmt: skip
         if len(header) + len(snapshot) > DYNA_REST_SIZE:
             raise RuntimeError(f"simulator snapshot ({len(snapshot)} bytes) does not fit dyna.rest ({DYNA_REST_SIZE})")
+        gear, rpm = self.gear_and_rpm()
         return self._writer.write(
             race_time_ms=self.race_time_ms,
             time_ms=self.tick_time_ms + COUNTDOWN_MS,
             dyna=self._dyna(),
             sliding=bool(self._env.sliding[0]),
             race_finished=self.finished and not self.finish_prevented,
-            cp_times_ms=self.cp_times_ms,
+            cp_times_ms=self._changed_cp_times(),
             opaque=header + snapshot,
+            gear=gear,
+            actual_rpm=rpm,
         )
+
+    def _changed_cp_times(self) -> np.ndarray | None:
+        """The checkpoint times if they changed since the last blob (the writer keeps them otherwise)."""
+        if not self._cp_times_changed:
+            return None
+        self._cp_times_changed = False
+        return self.cp_times_ms
 
     def rewind(self, blob: bytes) -> None:
         """C_REWIND_TO_STATE; BlobError (nothing changed) for a blob this server did not write for this track."""
@@ -281,6 +334,8 @@ class SimulatedGame:
         self.race_time_ms, self.tick_time_ms = race_time, tick_time
         self.finished = bool(finished)
         self.cp_times_ms = state.cp_times_ms.astype(np.int32)
+        self._checkpoints_passed = int((self.cp_times_ms >= 0).sum())
+        self._cp_times_changed = True
         # Linesight's trick: a finished race whose last checkpoint time was set to -1 counts as not finished.
         self.finish_prevented = bool(prevented) or (self.finished and self.cp_times_ms[-1] < 0)
         self.set_inputs(*(bool(k) for k in inputs))
@@ -294,7 +349,20 @@ class SimulatedGame:
         rays = self._rays.get((width, height))
         if rays is None:
             rays = self._rays[(width, height)] = camera_rays((height, width))
-        x, _, z = self._env.positions_m[0]
-        car = np.zeros((1, 8))
-        car[0, [STATE_X, STATE_Z, STATE_HEADING]] = x, z, self._env.headings_rad[0]
-        render_images(out, np.zeros(1, dtype=np.int64), car, rays, self._texture)
+        render_images(out, self._render_rows, self._env.car_state(0)[None], rays, self._texture)
+
+    def render_bgra(self, width: int, height: int, out: np.ndarray) -> None:
+        """The camera as the game's BGRA frame into out (H, W) uint32 (each pixel's little-endian bytes B, G, R, A)."""
+        gray = self._gray.get((width, height))
+        if gray is None:
+            gray = self._gray[(width, height)] = np.zeros((1, 1, height, width), np.uint8)
+        self.render_gray(width, height, gray)
+        gray_to_bgra(gray[0, 0], out)
+
+
+@numba.njit(cache=True)
+def gray_to_bgra(gray: np.ndarray, out: np.ndarray) -> None:
+    """Gray g -> bytes (B, G, R, A) = (g, g, g, 255), the little-endian uint32 0xFF000000 + g * 0x010101."""
+    for row in range(gray.shape[0]):
+        for column in range(gray.shape[1]):
+            out[row, column] = np.uint32(0xFF000000) | (np.uint32(gray[row, column]) * np.uint32(0x010101))

@@ -274,6 +274,10 @@ class VecRaceEnv:
             offset += row.nbytes
         self._observe(np.array([car_index]))
 
+    def car_state(self, car_index: int) -> np.ndarray:
+        """A copy of one car's state row, indexed by the STATE_* columns above (one call for all of them)."""
+        return self._state[car_index].copy()
+
     @property
     def headings_rad(self) -> np.ndarray:
         """(B,) heading ψ of each car: direction (cos ψ, sin ψ) in the x-z plane, increasing to the right."""
