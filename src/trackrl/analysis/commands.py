@@ -135,8 +135,55 @@ def check_options(args: argparse.Namespace) -> None:
             raise UserError(f"--plots {error}") from None
 
 
+def _group_runs(args: argparse.Namespace, console: Console, logdir: Path, save_dir: Path) -> list[str]:
+    """--sweep / --group: the groups' runs that have logs (a trial not started yet is left out, with a note)."""
+    from trackrl.analysis.groups import Group, parse_groups, sweep_groups
+
+    groups = sweep_groups(save_dir, args.sweep) if args.sweep else []
+    groups += parse_groups(args.group or [])
+    kept = []
+    for group in groups:
+        missing = [r for r in group.runs if not (logdir / r).is_dir()]
+        if missing:
+            console.print(f"[yellow]note:[/] {group.name}: no logs yet for {', '.join(missing)}", highlight=False)
+        runs = [r for r in group.runs if r not in missing]
+        if runs:
+            kept.append(Group(group.name, runs))
+    if not kept:
+        raise UserError("--sweep/--group: no run of any group has logs under " + str(logdir))
+    args.groups = kept
+    return [r for g in kept for r in g.runs]
+
+
+def _print_group_statistics(console: Console, args: argparse.Namespace, comparison: Comparison,
+                            runs: Sequence, save_dir: Path) -> dict:  # fmt: skip
+    from trackrl.analysis.groups import conclusions, group_statistics, group_table
+
+    statistics = group_statistics(comparison, args.groups, runs, save_dir)
+    args.group_conclusions = conclusions(comparison, args.groups, statistics)
+    for axis in (comparison.time_axis, "frames"):
+        header, body = group_table(statistics, axis)
+        if body:
+            table = Table(title=f"best time / reference across seeds — by {AXIS_SHORT[axis]}")
+            for i, column in enumerate(header):
+                table.add_column(column, justify="left" if i < 2 else "right")
+            for row in body:
+                table.add_row(*row)
+            console.print(table)
+    console.print("[bold]Seed statistics[/]")
+    for sentence in args.group_conclusions:
+        console.print(f"  • {sentence}", highlight=False)
+    return statistics
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     console = _console()
+    group_mode = bool(getattr(args, "sweep", None) or getattr(args, "group", None))
+    if group_mode:
+        grouped = _group_runs(args, console, Path(args.logdir), Path(args.save_dir))
+        args.runs = list(dict.fromkeys([*args.runs, *grouped]))
+    if not args.runs:
+        raise UserError("give run names, --sweep NAME or --group RUN,RUN,...")
     logdir, save_dir = Path(args.logdir), Path(args.save_dir)
     check_options(args)
     runs = _with_file_warnings(console, lambda: load_runs(args.runs, logdir, save_dir))
@@ -150,6 +197,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     console.print("[bold]Key findings[/]")
     for finding in comparison.findings:
         console.print(f"  • {finding.replace('**', '')}", highlight=False)
+    statistics = _print_group_statistics(console, args, comparison, runs, save_dir) if group_mode else None
     figures: list[Figure] = []
     line_figures: list[Path] = []
     if args.plots:
@@ -165,16 +213,32 @@ def cmd_compare(args: argparse.Namespace) -> int:
         console.print(f"wrote {len(figures)} plot(s) and {len(line_figures)} racing-line figure(s) to {args.plots}")
     origin = provenance(args)
     if args.json:
-        write_json(args.json, comparison, origin)
+        if statistics is None:
+            write_json(args.json, comparison, origin)
+        else:
+            _write_group_json(args.json, comparison, statistics, args.group_conclusions, origin)
         console.print(f"wrote {args.json}")
     if args.report:
         report_dir = Path(args.report).resolve().parent
         figures = [replace(f, path=f.path.resolve()) for f in figures]
         text = render_report(comparison, figures=figures, report_dir=report_dir, provenance=origin,
                              line_figures=[f.resolve() for f in line_figures])  # fmt: skip
+        if statistics is not None:
+            from trackrl.analysis.groups import render_group_section
+
+            text += "\n" + "\n".join(render_group_section(statistics, args.group_conclusions, comparison.time_axis))
         atomic_write_text(args.report, text)
         console.print(f"wrote {args.report}")
     return 0
+
+
+def _write_group_json(path: str, comparison: Comparison, statistics: dict, sentences: list[str],
+                      provenance: Provenance) -> None:  # fmt: skip
+    import json
+
+    data = comparison.to_json() | {"groups": statistics, "group_conclusions": sentences,
+                                   "provenance": provenance.__dict__}  # fmt: skip
+    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
 
 
 def audit_table(summaries: Sequence[RunSummary]) -> Table:
