@@ -166,5 +166,3 @@ def run_sweep(sweep: Sweep, address: str | None = None, console: Console | None 
         stop_file.unlink(missing_ok=True)
         ray.shutdown()
     return sweep
-
-
