@@ -9,10 +9,22 @@ from __future__ import annotations
 
 import json
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
-from trackrl.analysis.groups import _reference_s, parse_groups
+from trackrl.analysis.comparison import compare_runs, load_runs
+from trackrl.analysis.group_plots import (
+    aggregate_curves,
+    curve_axes,
+    draw_aggregate_curves,
+    draw_interval_estimates,
+    draw_profiles,
+    interval_estimates,
+    profiles,
+)
+from trackrl.analysis.groups import Group, _reference_s, parse_groups
 from trackrl.cli import main
 
 T0 = 1_700_000_000.0
@@ -41,9 +53,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = root / "out.json"
     code = main(["compare", "--logdir", str(root / "tb"), "--save-dir", str(root / "save"), "--time-axis",
                  "wall_minutes", "--interval", "1", "--group", "fast-s0,fast-s1", "--group", "slow-s0,slow-s1",
-                 "--json", str(out), "--report", str(root / "report.md")])  # fmt: skip
+                 "--json", str(out), "--report", str(root / "report.md"), "--plots", str(root / "plots")])  # fmt: skip
     assert code == 0
-    return {"json": json.loads(out.read_text()), "report": (root / "report.md").read_text()}
+    return {"json": json.loads(out.read_text()), "report": (root / "report.md").read_text(), "root": root}
 
 
 def _at(group: dict, axis: str, at: float) -> dict:
@@ -88,3 +100,75 @@ def test_first_reach_of_ratio_targets(report):
 
 def test_group_names_drop_the_seed_suffix():
     assert [g.name for g in parse_groups(["a01-s0,a01-s1", "a01_btr-s0"])] == ["a01", "a01_btr"]
+
+
+def _comparison(root):
+    runs = load_runs(list(BESTS), root / "tb", root / "save")
+    return runs, compare_runs(runs, time_axis="wall_minutes", interval=1.0)
+
+
+GROUPS = [Group("fast", ["fast-s0", "fast-s1"]), Group("slow", ["slow-s0", "slow-s1"])]
+
+
+def test_aggregate_curves_are_the_iqm_and_ci_of_the_seeds_best_so_far(report):
+    runs, comparison = _comparison(report["root"])
+    assert curve_axes(runs) == ["wall_minutes", "frames"]  # no cumul_training_hours logged: no hours curve
+    fast, slow = aggregate_curves(GROUPS, runs, comparison, report["root"] / "save", "wall_minutes")
+    assert fast.x[0] == 0.0 and fast.x[-1] == pytest.approx(5.0)  # up to the shortest run's end
+    at = {x: i for i, x in enumerate(np.round(fast.x, 6))}
+    # at 3 min: fast's seeds have 1.08 and 1.2 (2 values: IQM = mean, percentile CI spans both); slow has 1.3 only
+    assert fast.iqm[at[3.0]] == pytest.approx(1.14) and (fast.low[at[3.0]], fast.high[at[3.0]]) == pytest.approx(
+        (1.08, 1.2))
+    assert slow.iqm[at[3.0]] == pytest.approx(1.3) and np.isnan(slow.low[at[3.0]]) and slow.n_finished[at[3.0]] == 1
+    assert fast.iqm[at[5.0]] == pytest.approx((1.04 + 1.09) / 2)
+    assert np.isnan(fast.iqm[at[0.5]])  # no seed has finished before 1 min
+    frames = aggregate_curves(GROUPS, runs, comparison, report["root"] / "save", "frames")[0]
+    assert frames.x[-1] == 5000 and frames.iqm[np.searchsorted(frames.x, 3000)] == pytest.approx(1.14)
+
+    fig, ax = plt.subplots()
+    draw_aggregate_curves(ax, [fast, slow])
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), fast.iqm)  # the line drawn is the IQM
+    band = ax.collections[0].get_paths()[0].vertices  # fill_between: the polygon of (x, low) and (x, high)
+    at_3 = band[np.isclose(band[:, 0], 3.0)][:, 1]
+    assert at_3.min() == pytest.approx(1.08) and at_3.max() == pytest.approx(1.2)
+    plt.close(fig)
+
+
+def test_performance_profile_is_the_share_of_seeds_at_or_below_tau(report):
+    _, comparison = _comparison(report["root"])
+    fast, slow = profiles(GROUPS, comparison, report["root"] / "save")
+    tau = fast.tau
+    assert tau[0] == pytest.approx(1.0) and tau[-1] == pytest.approx(1.3 * 1.02)
+    # at 5 min: fast 1.04 and 1.09; slow 1.3 and a seed that never finished (never counts)
+    np.testing.assert_allclose(fast.share, ((tau >= 1.04).astype(float) + (tau >= 1.09)) / 2)
+    np.testing.assert_allclose(slow.share, (tau >= 1.3) / 2)
+    assert np.all(slow.low <= slow.share) and np.all(slow.share <= slow.high)
+    assert slow.high[-1] == 1.0 and slow.low[-1] == 0.0  # resampling 2 seeds: both, one or none finished
+    fig, ax = plt.subplots()
+    draw_profiles(ax, [fast, slow])
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), slow.share)
+    plt.close(fig)
+
+
+def test_interval_estimates_plot_the_final_checkpoint_with_its_cis(report):
+    _, comparison = _comparison(report["root"])
+    estimates = interval_estimates(report["json"]["groups"], comparison)
+    fast_iqm = next(e for e in estimates if e.group == "fast" and e.aggregate == "iqm")
+    assert fast_iqm.value == pytest.approx(1.065) and fast_iqm.ci == pytest.approx((1.04, 1.09))
+    fig, axes = plt.subplots(1, 3)
+    draw_interval_estimates(list(axes), estimates)
+    bars = axes[0].patches  # IQM panel: a CI bar for fast only (slow has one finished seed: no interval)
+    assert len(bars) == 1 and bars[0].get_x() == pytest.approx(1.04) and bars[0].get_width() == pytest.approx(0.05)
+    ticks = [segment[0, 0] for segment in axes[0].collections[0].get_segments()]
+    ticks += [segment[0, 0] for segment in axes[0].collections[1].get_segments()]
+    assert ticks == pytest.approx([1.065, 1.3])
+    plt.close(fig)
+
+
+def test_group_plots_are_written_and_in_the_report(report):
+    plots = report["root"] / "plots"
+    names = ["groups__iqm_ratio__by_wall_minutes.png", "groups__iqm_ratio__by_frames.png",
+             "groups__performance_profile.png", "groups__interval_estimates.png"]  # fmt: skip
+    for name in names:
+        assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"(plots/{name})" in report["report"]

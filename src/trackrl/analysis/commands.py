@@ -199,6 +199,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         console.print(f"  • {finding.replace('**', '')}", highlight=False)
     statistics = _print_group_statistics(console, args, comparison, runs, save_dir) if group_mode else None
     figures: list[Figure] = []
+    group_figures: list[Figure] = []
     line_figures: list[Path] = []
     if args.plots:
         from trackrl.analysis.plots import plot_metrics  # matplotlib only when asked
@@ -210,7 +211,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
             console.print(f"[yellow]warning:[/] {message}", highlight=False)
 
         line_figures = plot_racing_lines(args.runs, save_dir, Path(args.plots), warn)
-        console.print(f"wrote {len(figures)} plot(s) and {len(line_figures)} racing-line figure(s) to {args.plots}")
+        if statistics is not None:
+            from trackrl.analysis.group_plots import plot_group_figures
+
+            group_figures = plot_group_figures(statistics, args.groups, runs, comparison, save_dir, args.plots)
+        console.print(f"wrote {len(figures) + len(group_figures)} plot(s) and {len(line_figures)} racing-line "
+                      f"figure(s) to {args.plots}")  # fmt: skip
     origin = provenance(args)
     if args.json:
         if statistics is None:
@@ -226,7 +232,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if statistics is not None:
             from trackrl.analysis.groups import render_group_section
 
-            text += "\n" + "\n".join(render_group_section(statistics, args.group_conclusions, comparison.time_axis))
+            group_figures = [replace(f, path=f.path.resolve()) for f in group_figures]
+            text += "\n" + "\n".join(render_group_section(statistics, args.group_conclusions, comparison.time_axis,
+                                                           group_figures, report_dir))  # fmt: skip
         atomic_write_text(args.report, text)
         console.print(f"wrote {args.report}")
     return 0

@@ -18,6 +18,7 @@ import yaml
 from trackrl.analysis import statistics as S
 from trackrl.analysis.axes import AXIS_UNITS, time_axis_values
 from trackrl.analysis.comparison import Comparison
+from trackrl.analysis.report import Figure, figure_lines
 from trackrl.analysis.runs import CONFIG_SNAPSHOT_FILE, LogFolderError, RunData
 from trackrl.analysis.tables import best_time_by_run, format_frames
 from trackrl.sim.lap_reference import lap_reference
@@ -84,14 +85,14 @@ def reference_s(save_dir: Path, run: str, map_name: str) -> float:
     return _reference_s(map_name, float(width) if isinstance(width, int | float) else None)
 
 
-def _maps(comparison: Comparison) -> list[str]:
+def raced_maps(comparison: Comparison) -> list[str]:
     """Maps raced (a map with no finish yet has race tags but no best-so-far tag)."""
     return sorted({m.map_name for m in comparison.metrics if m.map_name and m.family in ("race", "best_so_far")})
 
 
 def seed_ratios(comparison: Comparison, group: Group, save_dir: Path, axis: str, at: float) -> np.ndarray:
     """(n_seeds, n_maps) best time / reference up to ``at``; inf for a seed that has not finished the map."""
-    maps = _maps(comparison)
+    maps = raced_maps(comparison)
     scores = np.full((len(group.runs), len(maps)), np.inf)
     for k, map_name in enumerate(maps):
         all_runs = [run.name for run in comparison.runs]
@@ -147,7 +148,7 @@ def group_statistics(comparison: Comparison, groups: Sequence[Group], runs: Sequ
     result: dict = {}
     for group in groups:
         reach: dict = {}
-        for map_name in _maps(comparison):
+        for map_name in raced_maps(comparison):
             for target in RATIO_TARGETS:
                 firsts = [first_reach(by_name[r], map_name, reference_s(save_dir, r, map_name), target,
                                       comparison.time_axis) for r in group.runs]  # fmt: skip
@@ -224,7 +225,8 @@ def first_reach_lines(statistics: dict, axis: str) -> list[str]:
     return lines
 
 
-def render_group_section(statistics: dict, sentences: Sequence[str], time_axis: str) -> list[str]:
+def render_group_section(statistics: dict, sentences: Sequence[str], time_axis: str,
+                         figures: Sequence[Figure] = (), report_dir: Path | None = None) -> list[str]:  # fmt: skip
     """The report's 'Seed statistics' section (Markdown lines), kept separate from report.py's sections."""
     lines = ["## Seed statistics (groups across seeds)", "",
              "Per-seed best race time / reference lap (lower is better); IQM, mean and median with stratified "
@@ -237,4 +239,4 @@ def render_group_section(statistics: dict, sentences: Sequence[str], time_axis: 
             lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             lines += ["| " + " | ".join(row) + " |" for row in body] + [""]
     lines += [f"- {line}" for line in first_reach_lines(statistics, time_axis)] + [""]
-    return lines
+    return lines + figure_lines(figures, report_dir)

@@ -177,7 +177,7 @@ def _run_analysis(runs: Sequence[RunSummary]) -> list[str]:
     return [*lines, ""]
 
 
-def _figure_lines(figures: Sequence[Figure], report_dir: Path | None) -> list[str]:
+def figure_lines(figures: Sequence[Figure], report_dir: Path | None) -> list[str]:
     lines = []
     for figure in figures:
         link = os.path.relpath(figure.path, report_dir) if report_dir is not None else str(figure.path)
@@ -195,7 +195,7 @@ def _detailed_metrics(comparison: Comparison, figures: Sequence[Figure], report_
             header, body = metric_table(comparison, metric, table_axis)
             if body:
                 lines += [f"By {AXIS_LABELS[table_axis]}:", "", *_markdown_table(header, body), ""]
-        lines += _figure_lines([f for f in figures if f.tag == metric.tag], report_dir)
+        lines += figure_lines([f for f in figures if f.tag == metric.tag], report_dir)
     return lines
 
 
@@ -203,7 +203,7 @@ def _other_figures(comparison: Comparison, figures: Sequence[Figure], report_dir
     """Figures that belong to no metric table (e.g. per-map drawings)."""
     tags = {m.tag for m in comparison.metrics}
     rest = [f for f in figures if f.tag not in tags]
-    return ["## Figures", "", *_figure_lines(rest, report_dir)] if rest else []
+    return ["## Figures", "", *figure_lines(rest, report_dir)] if rest else []
 
 
 def _reproduce(provenance: Provenance | None) -> list[str]:

@@ -139,3 +139,25 @@ def conclusion(name_a: str, name_b: str, estimate: Estimate, where: str, n_seeds
     if estimate.ci[1] < 0.5:
         return f"{name_b} is faster than {name_a} at {where}: {interval}"
     return f"{name_a} vs {name_b} at {where}: no difference detectable with {n_seeds} seeds ({interval})"
+
+
+def _fraction_at_most(tau: float) -> Callable[..., np.ndarray]:
+    """The pooled share of runs x tasks scores <= tau (a never-finished seed, inf, never counts)."""
+    return _pooled(lambda values, axis: (values <= tau).mean(axis=axis))
+
+
+def performance_profile(scores: Scores, taus: np.ndarray, n_resamples: int = DEFAULT_RESAMPLES,
+                        seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """rliable's score distribution with the order flipped (lower is better): F(tau) = share of runs with ratio
+    <= tau, pooled over tasks; per tau a stratified bootstrap 95% CI (NaN bounds with fewer than 2 seeds)."""
+    tasks = [t for t in _as_tasks(scores) if len(t)]
+    values, low, high = np.full(len(taus), np.nan), np.full(len(taus), np.nan), np.full(len(taus), np.nan)
+    if not tasks:
+        return values, low, high
+    for i, tau in enumerate(taus):
+        statistic = _fraction_at_most(float(tau))
+        values[i] = float(statistic(*tasks))
+        ci = _bootstrap_ci(tasks, statistic, n_resamples, seed)
+        if ci is not None:
+            low[i], high[i] = ci
+    return values, low, high
