@@ -95,6 +95,8 @@ def test_first_reach_of_ratio_targets(report):
     assert reach["1.10"]["wall_minutes"] == [pytest.approx(2.0), pytest.approx(4.0)]
     assert reach["1.10"]["frames"] == [2000, 4000] and reach["1.10"]["n_never"] == 0
     assert reach["1.05"]["frames"] == [4000, None] and reach["1.05"]["n_never"] == 1
+    assert "- fast on easy: first 1.05x reference at [4, never] min (by seed), [4k frames, never]; 1 of 2 seeds never" \
+        " did" in report["report"]
     assert report["json"]["groups"]["slow"]["first_reach"]["easy"]["1.10"]["n_never"] == 2
 
 
@@ -172,3 +174,7 @@ def test_group_plots_are_written_and_in_the_report(report):
     for name in names:
         assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"(plots/{name})" in report["report"]
+    # the synthetic runs have no save folder: both setup sections say so instead of inventing values
+    setup = report["report"].split("## Configuration changes", 1)[1].split("## Detailed", 1)[0]
+    assert "No compared run has a `config_snapshot.yaml` (not recorded)" in setup
+    assert "| fast-s0, fast-s1, slow-s0, slow-s1 | not recorded |" in setup

@@ -34,6 +34,7 @@ from trackrl.analysis.report import (
     render_report,
     write_json,
 )
+from trackrl.analysis.run_setup import render_setup_sections
 from trackrl.analysis.runs import discover_runs, load_run
 from trackrl.atomic import atomic_write_text, check_writable
 from trackrl.errors import UserError
@@ -227,14 +228,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.report:
         report_dir = Path(args.report).resolve().parent
         figures = [replace(f, path=f.path.resolve()) for f in figures]
-        text = render_report(comparison, figures=figures, report_dir=report_dir, provenance=origin,
-                             line_figures=[f.resolve() for f in line_figures])  # fmt: skip
+        columns = {g.name: g.runs for g in args.groups} if group_mode else {run: [run] for run in args.runs}
+        sections = []  # after the run analysis: seed statistics (groups), configuration changes, hardware
         if statistics is not None:
             from trackrl.analysis.groups import render_group_section
 
             group_figures = [replace(f, path=f.path.resolve()) for f in group_figures]
-            text += "\n" + "\n".join(render_group_section(statistics, args.group_conclusions, comparison.time_axis,
-                                                           group_figures, report_dir))  # fmt: skip
+            sections += render_group_section(statistics, args.group_conclusions, comparison.time_axis, group_figures,
+                                             report_dir)  # fmt: skip
+        sections += render_setup_sections(columns, save_dir)
+        text = render_report(comparison, figures=figures, report_dir=report_dir, provenance=origin,
+                             line_figures=[f.resolve() for f in line_figures], extra_sections=sections)  # fmt: skip
         atomic_write_text(args.report, text)
         console.print(f"wrote {args.report}")
     return 0

@@ -223,13 +223,13 @@ def plot_group_figures(statistics: dict, groups: Sequence[Group], runs: Sequence
     fig.tight_layout()
     path = save_figure(fig, out_dir / "groups__performance_profile.png")
     figures.append(Figure(path, FIGURE_TAG, axis, f"Share of seeds (x maps) whose best time / reference is <= tau "
-                          f"at {at:.4g} on {AXIS_LABELS[axis]}; a seed that never finished never counts; {band}."))
+                          f"at {format_position(axis, at)}; a seed that never finished never counts; {band}."))
     fig, axes = plt.subplots(1, len(INTERVAL_AGGREGATES), figsize=(10, 1.2 + 0.5 * len(groups)), dpi=110,
                              sharey=True)  # fmt: skip
     draw_interval_estimates(list(axes), interval_estimates(statistics, comparison))
     fig.tight_layout()
     path = save_figure(fig, out_dir / "groups__interval_estimates.png")
     figures.append(Figure(path, FIGURE_TAG, axis, f"IQM, median and mean of the per-seed best time / reference at "
-                          f"{at:.4g} on {AXIS_LABELS[axis]} (tick), bar: stratified bootstrap 95% CI; finished "
+                          f"{format_position(axis, at)} (tick), bar: stratified bootstrap 95% CI; finished "
                           f"seeds only ({_seeds_note(groups)})."))  # fmt: skip
     return figures

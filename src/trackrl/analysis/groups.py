@@ -16,9 +16,9 @@ import numpy as np
 import yaml
 
 from trackrl.analysis import statistics as S
-from trackrl.analysis.axes import AXIS_UNITS, time_axis_values
+from trackrl.analysis.axes import AXIS_LABELS, AXIS_UNITS, time_axis_values
 from trackrl.analysis.comparison import Comparison
-from trackrl.analysis.report import Figure, figure_lines
+from trackrl.analysis.report import Figure, figure_lines, markdown_table
 from trackrl.analysis.runs import CONFIG_SNAPSHOT_FILE, LogFolderError, RunData
 from trackrl.analysis.tables import best_time_by_run, format_frames
 from trackrl.sim.lap_reference import lap_reference
@@ -215,13 +215,16 @@ def group_table(statistics: dict, axis: str) -> tuple[list[str], list[list[str]]
 
 
 def first_reach_lines(statistics: dict, axis: str) -> list[str]:
+    """Per group, map and target: each seed's first time and frames at or below target x reference."""
     lines = []
     for name, entry in statistics.items():
         for map_name, targets in entry["first_reach"].items():
             for target, data in targets.items():
                 times = ", ".join("never" if t is None else f"{t:.3g}" for t in data[axis])
-                lines.append(f"{name} on {map_name}: first {target}x reference at {axis} [{times}] "
-                             f"({data['n_never']} of {len(data[axis])} seeds never did)")  # fmt: skip
+                frames = ", ".join("never" if f is None else format_frames(f) for f in data["frames"])
+                lines.append(f"{name} on {map_name}: first {target}x reference at [{times}] "
+                             f"{AXIS_UNITS[axis]} (by seed), [{frames}]; {data['n_never']} of "  # type: ignore[index]
+                             f"{len(data[axis])} seeds never did")  # fmt: skip
     return lines
 
 
@@ -236,7 +239,6 @@ def render_group_section(statistics: dict, sentences: Sequence[str], time_axis: 
     for axis in (time_axis, "frames"):
         header, body = group_table(statistics, axis)
         if body:
-            lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            lines += ["| " + " | ".join(row) + " |" for row in body] + [""]
+            lines += [f"By {AXIS_LABELS[axis]}:", "", *markdown_table(header, body), ""]  # type: ignore[index]
     lines += [f"- {line}" for line in first_reach_lines(statistics, time_axis)] + [""]
     return lines + figure_lines(figures, report_dir)
