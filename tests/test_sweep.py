@@ -16,9 +16,11 @@ import pytest
 import yaml
 
 from trackrl.cli import main
+from trackrl.sweep import trial as trial_module
 from trackrl.sweep.grid import SweepError, build_grid, cell_name, override_label, parse_set
 from trackrl.sweep.runner import apply_result
 from trackrl.sweep.state import Trial
+from trackrl.sweep.trial import TrialLaunch
 
 MAX_FRAMES = 4000
 SMOKE = str(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
@@ -63,6 +65,29 @@ def test_a_crash_is_retried_once_then_failed_and_a_stop_is_an_interruption():
     assert stopped.state == "interrupted" and stopped.attempts == 0
     apply_result(stopped, {"returncode": 0, "stop_reason": "max_frames", "frames": 1600}, False)
     assert (stopped.state, stopped.frames) == ("finished", 1600)
+
+
+FAKE_TRAIN = """
+import pathlib, signal, sys, time
+stop, checkpoint = map(pathlib.Path, sys.argv[1:3])
+stop.touch()  # the sweep is stopped while this trial starts up: a SIGTERM now would kill it (default action)
+time.sleep(1.5)
+checkpoint.write_text("{}")  # its first checkpoint, then it handles SIGTERM like trackrl train
+signal.signal(signal.SIGTERM, lambda *_: (print("stopped (SIGTERM) at 10 frames"), sys.exit(0)))
+time.sleep(30)
+sys.exit(3)
+"""
+
+
+def test_a_trial_stopped_during_start_up_is_signalled_only_once_it_has_a_checkpoint(tmp_path, monkeypatch):
+    stop, checkpoint = tmp_path / "STOP", tmp_path / "run" / "accumulated_stats.json"
+    checkpoint.parent.mkdir()
+    monkeypatch.setattr(trial_module, "train_command",
+                        lambda launch: [sys.executable, "-c", FAKE_TRAIN, str(stop), str(checkpoint)])  # fmt: skip
+    launch = TrialLaunch("run", "c.yaml", str(tmp_path), str(tmp_path / "tb"), False, 100, None, 1, str(stop),
+                         str(tmp_path / "run.log"), str(checkpoint))  # fmt: skip
+    result = trial_module.run_trial(launch)
+    assert (result["returncode"], result["stopped_by_sweep"], result["stop_reason"]) == (0, True, "SIGTERM")
 
 
 def _frames(save: Path, run: str) -> int:

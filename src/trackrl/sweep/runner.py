@@ -21,7 +21,7 @@ from rich.table import Table
 from trackrl.sweep.grid import SweepError
 from trackrl.sweep.state import MAX_ATTEMPTS, STOP_FILE, Sweep, Trial
 from trackrl.sweep.trial import LIMIT_REASONS, TrialLaunch, run_trial
-from trackrl.train.checkpoint import checkpoint_exists
+from trackrl.train.checkpoint import ACCUMULATED_STATS_FILE, checkpoint_exists
 
 REFRESH_S = 1.0
 UNFINISHED = ("pending", "running", "interrupted")
@@ -67,6 +67,7 @@ def _launch(sweep: Sweep, trial: Trial) -> TrialLaunch:
         max_frames=sweep.max_frames, max_minutes=minutes_left, cpus=trial.cpus,
         stop_file=str((sweep.folder / STOP_FILE).resolve()),
         log_file=str((sweep.folder / "logs" / f"{trial.name}.log").resolve()),
+        checkpoint_file=str((run_dir / ACCUMULATED_STATS_FILE).resolve()),
     )  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 
 The process is started exactly as a user would start it (same CLI, same save-state, same TensorBoard tags), with
 thread counts from the CPUs Ray gave the task. It is stopped with SIGTERM (trackrl train then checkpoints) when the
-sweep's STOP file appears, and, on Linux, also when the Ray worker running it dies (PR_SET_PDEATHSIG).
+sweep's STOP file appears, once it has a first checkpoint, and, on Linux, also when the Ray worker running it dies
+(PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from typing import Any
 
 POLL_S = 0.5
 STOP_GRACE_S = 300.0  # a final checkpoint of a big replay-free state takes seconds; never kill it early
+# A fresh trial is told to stop only once its first checkpoint exists (written at the start of training): a SIGTERM
+# during its start-up would kill it before it handles signals, leaving a run folder that --resume cannot continue.
+FIRST_CHECKPOINT_WAIT_S = 180.0
 _STOPPED = re.compile(r"^stopped \((?P<reason>[^)]*)\) at (?P<frames>[\d,]+) frames")
 _RATIO = re.compile(r"^best (?P<map>\S+): [\d.]+ s = (?P<ratio>[\d.]+) x reference lap")
 LIMIT_REASONS = ("max_frames", "max_minutes")
@@ -37,6 +41,7 @@ class TrialLaunch:
     cpus: int
     stop_file: str
     log_file: str
+    checkpoint_file: str  # its presence: the run has a complete checkpoint to resume from
 
 
 def train_command(launch: TrialLaunch) -> list[str]:
@@ -97,8 +102,13 @@ def run_trial(launch: TrialLaunch) -> dict[str, Any]:
         process = subprocess.Popen(train_command(launch), stdout=log, stderr=subprocess.STDOUT,
                                    env=thread_environment(launch.cpus), preexec_fn=_die_with_parent)  # fmt: skip
         try:
+            stop_seen_at: float | None = None
             while process.poll() is None:
-                if not stopped_by_sweep and os.path.exists(launch.stop_file):
+                if stop_seen_at is None and os.path.exists(launch.stop_file):
+                    stop_seen_at = time.monotonic()
+                if not stopped_by_sweep and stop_seen_at is not None and (
+                    os.path.exists(launch.checkpoint_file) or time.monotonic() - stop_seen_at > FIRST_CHECKPOINT_WAIT_S
+                ):
                     process.send_signal(signal.SIGTERM)
                     stopped_by_sweep = True
                 time.sleep(POLL_S)
