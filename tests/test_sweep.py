@@ -22,7 +22,8 @@ from trackrl.sweep.runner import apply_result
 from trackrl.sweep.state import Trial
 from trackrl.sweep.trial import TrialLaunch
 
-MAX_FRAMES = 4000
+MAX_FRAMES = 6000
+EARLY_FRAMES = MAX_FRAMES // 3  # frozen this early, a trial cannot have reached MAX_FRAMES already
 SMOKE = str(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
 
 
@@ -148,9 +149,10 @@ def _thaw(pid: int | None) -> None:
 def test_sweep_killed_mid_way_resumes_every_trial_and_compare_reads_it(tmp_path):
     """Kill the sweep (SIGTERM) while one trial is finished and another is mid-way, then --resume.
 
-    No timing is guessed: once the running trial has a checkpoint with frames, its train process is frozen
-    (SIGSTOP) so it cannot reach --max-frames while the stop spreads; it is let go (SIGCONT) only when the sweep's
-    SIGTERM is pending on it, which it then handles before its next step: an interruption, never a finish."""
+    No timing is guessed: a running trial's train process is frozen (SIGSTOP) and kept frozen only if its checkpoint
+    shows it well before --max-frames, so it cannot reach its end while the stop spreads; it is let go (SIGCONT) only
+    when the sweep's SIGTERM is pending on it, which it then handles before its next step: an interruption, never a
+    finish. The deadlines only bound a failure (a quiet 2-core machine takes about a minute, a loaded one 2-3)."""
     config = yaml.safe_load(Path(SMOKE).read_text())
     config["training"]["checkpoint_every_minutes"] = 0.01  # a checkpoint with frames ~0.6 s into the trial
     (tmp_path / "smoke.yaml").write_text(yaml.safe_dump(config))
@@ -161,25 +163,31 @@ def test_sweep_killed_mid_way_resumes_every_trial_and_compare_reads_it(tmp_path)
             str(MAX_FRAMES), "--cpus-per-trial", "1"]  # fmt: skip
     sweep = subprocess.Popen([*command, *grid], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True)  # fmt: skip
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 240
     frozen: int | None = None
 
-    def mid_way_trial() -> tuple[str, int] | None:
-        """A running trial with a checkpoint of some frames, once another trial has finished."""
+    def freeze_a_mid_way_trial() -> tuple[str, int, int] | None:
+        """Once a trial has finished: freeze (SIGSTOP) a running one, then read its checkpoint. Frozen, it cannot
+        move on; it is kept only if its frames are well before the end (the checkpoint lags the live count by up to
+        one checkpoint interval), else it is let go and the next poll tries again."""
         trials = _sweep_json(save)["trials"]
         if not any(t["state"] == "finished" for t in trials.values()):
             return None
         for name, trial in trials.items():
-            pid = _train_pid(save, name) if trial["state"] == "running" else None
-            if pid is not None and _frames(save, name) > 0:
-                return name, pid
+            if trial["state"] != "running" or not 0 < _frames(save, name) <= EARLY_FRAMES:
+                continue
+            pid = _train_pid(save, name)
+            if pid is None:
+                continue
+            os.kill(pid, signal.SIGSTOP)
+            if 0 < (frames := _frames(save, name)) <= EARLY_FRAMES:
+                return name, pid, frames
+            _thaw(pid)
         return None
 
     try:
-        stopped_trial, frozen = _wait_for(mid_way_trial, "a finished and a mid-way trial", deadline, sweep)
-        os.kill(frozen, signal.SIGSTOP)
-        seen = _frames(save, stopped_trial)
-        assert 0 < seen < MAX_FRAMES
+        stopped_trial, frozen, seen = _wait_for(freeze_a_mid_way_trial, "a finished and a mid-way trial", deadline,
+                                                sweep)  # fmt: skip
         os.kill(sweep.pid, signal.SIGTERM)
         _wait_for(lambda: _sigterm_pending(frozen), "the sweep's SIGTERM to reach the trial", deadline, sweep)
     except BaseException:  # never leave a frozen trial or a running sweep behind
