@@ -9,12 +9,14 @@ times), cars 4-7 stand still (cut off for no progress: DNF).
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -25,6 +27,7 @@ from trackrl.sim.drivers import follow_centerline_actions
 from trackrl.train import collector as collector_module
 from trackrl.train.checkpoint import load_checkpoint
 from trackrl.train.collector import Rollout, run_collector
+from trackrl.train.hardware import cpu_model
 from trackrl.train.run import Trainer, TrainOptions
 
 SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml"
@@ -143,8 +146,19 @@ def test_compare_reads_what_train_wrote_and_counters_continue_across_a_resume(tm
     # `trackrl compare` on those logs: race rows for the trainer's own tags, numbers equal to the save-state's.
     out = tmp_path / "compare.json"
     argv = ["compare", "e2e", "--logdir", str(tmp_path / "tb"), "--save-dir", str(tmp_path / "save"),
-            "--json", str(out)]  # fmt: skip
+            "--json", str(out), "--report", str(tmp_path / "report.md")]  # fmt: skip
     assert main(argv) == 0
+    # hardware.json: one record per session, taken at its start, shown in the report's Hardware section
+    sessions = json.loads((tmp_path / "save" / "e2e" / "hardware.json").read_text())["sessions"]
+    assert [h["frames_at_start"] for h in sessions] == [0, before["cumul_number_frames_played"]]
+    performance = yaml.safe_load(SMOKE.read_text())["performance"]
+    last = sessions[-1]
+    assert last["collectors"] == performance["gpu_collectors_count"]
+    assert last["cars_per_collector"] == performance["cars_per_collector"]
+    assert (last["learner_device"], last["gpu"], last["cpu_cores"]) == ("cpu", None, os.cpu_count())
+    assert last["torch_threads"] == torch.get_num_threads()  # the trainer set it in this process
+    hardware = (tmp_path / "report.md").read_text().split("## Hardware", 1)[1]
+    assert f"| e2e | 1 | 8 | cpu | cpu | {torch.get_num_threads()} | {cpu_model()} | {os.cpu_count()} |" in hardware
     data = json.loads(out.read_text())
     assert data["axis"] == "training_hours"  # the default axis when the run logs cumul_training_hours
     assert data["runs"]["e2e"]["training_hours"] == pytest.approx(after["cumul_training_hours"], abs=1 / 3600)

@@ -1,4 +1,4 @@
-"""`trackrl` command line: train | replay | compare | audit | track | config | tmi-serve | game.
+"""`trackrl` command line: train | replay | sweep | compare | audit | track | config | tmi-serve | game.
 
 Each sub-command is parsed here and handled by its package; handlers are imported lazily so that
 `trackrl config validate` does not pay for importing torch.
@@ -62,9 +62,36 @@ def _add_train_commands(subparsers: argparse._SubParsersAction) -> None:
     replay.set_defaults(handler=_lazy("trackrl.train.commands", "cmd_replay"))
 
 
+def _add_sweep_commands(subparsers: argparse._SubParsersAction) -> None:
+    sweep = subparsers.add_parser(
+        "sweep", help="a grid of train runs (configs x --set values x seeds) on Ray",
+        description="Trials are ordinary `trackrl train` runs named <run_name>[-<override values>]-s<seed>. "
+        "On a Ray cluster, --save-dir and --logdir must be on storage every node sees.",
+    )  # fmt: skip
+    sweep.add_argument("name", help="sweep name; state in <save-dir>/sweeps/NAME/sweep.json")
+    sweep.add_argument("--config", action="append", help="a config file (repeat for several)")
+    sweep.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per grid cell")
+    sweep.add_argument("--set", action="append", metavar="KEY=V1,V2", help="dotted config key and its values")
+    limit = sweep.add_mutually_exclusive_group()
+    limit.add_argument("--max-minutes", type=float, default=None, help="per trial, over all its sessions")
+    limit.add_argument("--max-frames", type=float, default=None, help="per trial")
+    sweep.add_argument("--address", default=None, help="Ray cluster: auto or ray://HOST:PORT (default RAY_ADDRESS, "
+                       "else a local Ray)")  # fmt: skip
+    sweep.add_argument("--cpus-per-trial", type=int, default=None, help="default: collectors + 1")
+    sweep.add_argument("--save-dir", default="save")
+    sweep.add_argument("--logdir", default="tensorboard")
+    mode = sweep.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue: finished trials skipped, others resumed")
+    mode.add_argument("--status", action="store_true", help="print the table of trials and exit")
+    sweep.set_defaults(handler=_lazy("trackrl.sweep.commands", "cmd_sweep"))
+
+
 def _add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
     compare = subparsers.add_parser("compare", help="compare runs from their TensorBoard logs, exactly")
-    compare.add_argument("runs", nargs="+", help="run names (folders under --logdir)")
+    compare.add_argument("runs", nargs="*", help="run names (folders under --logdir)")
+    compare.add_argument("--sweep", default=None, help="compare the sweep's grid cells across seeds")
+    compare.add_argument("--group", action="append", default=None, metavar="RUN,RUN,...",
+                         help="a group of runs (seeds of one setting); repeat for each group")  # fmt: skip
     compare.add_argument("--logdir", default="tensorboard")
     compare.add_argument("--save-dir", default="save")
     compare.add_argument("--time-axis", choices=["auto", "wall_minutes", "cumul_training_hours"], default="auto")
@@ -141,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trackrl", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_train_commands(subparsers)
+    _add_sweep_commands(subparsers)
     _add_analysis_commands(subparsers)
     _add_track_commands(subparsers)
     _add_config_commands(subparsers)

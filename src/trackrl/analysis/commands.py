@@ -34,6 +34,7 @@ from trackrl.analysis.report import (
     render_report,
     write_json,
 )
+from trackrl.analysis.run_setup import render_setup_sections
 from trackrl.analysis.runs import discover_runs, load_run
 from trackrl.atomic import atomic_write_text, check_writable
 from trackrl.errors import UserError
@@ -135,8 +136,55 @@ def check_options(args: argparse.Namespace) -> None:
             raise UserError(f"--plots {error}") from None
 
 
+def _group_runs(args: argparse.Namespace, console: Console, logdir: Path, save_dir: Path) -> list[str]:
+    """--sweep / --group: the groups' runs that have logs (a trial not started yet is left out, with a note)."""
+    from trackrl.analysis.groups import Group, parse_groups, sweep_groups
+
+    groups = sweep_groups(save_dir, args.sweep) if args.sweep else []
+    groups += parse_groups(args.group or [])
+    kept = []
+    for group in groups:
+        missing = [r for r in group.runs if not (logdir / r).is_dir()]
+        if missing:
+            console.print(f"[yellow]note:[/] {group.name}: no logs yet for {', '.join(missing)}", highlight=False)
+        runs = [r for r in group.runs if r not in missing]
+        if runs:
+            kept.append(Group(group.name, runs))
+    if not kept:
+        raise UserError("--sweep/--group: no run of any group has logs under " + str(logdir))
+    args.groups = kept
+    return [r for g in kept for r in g.runs]
+
+
+def _print_group_statistics(console: Console, args: argparse.Namespace, comparison: Comparison,
+                            runs: Sequence, save_dir: Path) -> dict:  # fmt: skip
+    from trackrl.analysis.groups import conclusions, group_statistics, group_table
+
+    statistics = group_statistics(comparison, args.groups, runs, save_dir)
+    args.group_conclusions = conclusions(comparison, args.groups, statistics)
+    for axis in (comparison.time_axis, "frames"):
+        header, body = group_table(statistics, axis)
+        if body:
+            table = Table(title=f"best time / reference across seeds — by {AXIS_SHORT[axis]}")
+            for i, column in enumerate(header):
+                table.add_column(column, justify="left" if i < 2 else "right")
+            for row in body:
+                table.add_row(*row)
+            console.print(table)
+    console.print("[bold]Seed statistics[/]")
+    for sentence in args.group_conclusions:
+        console.print(f"  • {sentence}", highlight=False)
+    return statistics
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     console = _console()
+    group_mode = bool(getattr(args, "sweep", None) or getattr(args, "group", None))
+    if group_mode:
+        grouped = _group_runs(args, console, Path(args.logdir), Path(args.save_dir))
+        args.runs = list(dict.fromkeys([*args.runs, *grouped]))
+    if not args.runs:
+        raise UserError("give run names, --sweep NAME or --group RUN,RUN,...")
     logdir, save_dir = Path(args.logdir), Path(args.save_dir)
     check_options(args)
     runs = _with_file_warnings(console, lambda: load_runs(args.runs, logdir, save_dir))
@@ -150,7 +198,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     console.print("[bold]Key findings[/]")
     for finding in comparison.findings:
         console.print(f"  • {finding.replace('**', '')}", highlight=False)
+    statistics = _print_group_statistics(console, args, comparison, runs, save_dir) if group_mode else None
     figures: list[Figure] = []
+    group_figures: list[Figure] = []
     line_figures: list[Path] = []
     if args.plots:
         from trackrl.analysis.plots import plot_metrics  # matplotlib only when asked
@@ -162,19 +212,45 @@ def cmd_compare(args: argparse.Namespace) -> int:
             console.print(f"[yellow]warning:[/] {message}", highlight=False)
 
         line_figures = plot_racing_lines(args.runs, save_dir, Path(args.plots), warn)
-        console.print(f"wrote {len(figures)} plot(s) and {len(line_figures)} racing-line figure(s) to {args.plots}")
+        if statistics is not None:
+            from trackrl.analysis.group_plots import plot_group_figures
+
+            group_figures = plot_group_figures(statistics, args.groups, runs, comparison, save_dir, args.plots)
+        console.print(f"wrote {len(figures) + len(group_figures)} plot(s) and {len(line_figures)} racing-line "
+                      f"figure(s) to {args.plots}")  # fmt: skip
     origin = provenance(args)
     if args.json:
-        write_json(args.json, comparison, origin)
+        if statistics is None:
+            write_json(args.json, comparison, origin)
+        else:
+            _write_group_json(args.json, comparison, statistics, args.group_conclusions, origin)
         console.print(f"wrote {args.json}")
     if args.report:
         report_dir = Path(args.report).resolve().parent
         figures = [replace(f, path=f.path.resolve()) for f in figures]
+        columns = {g.name: g.runs for g in args.groups} if group_mode else {run: [run] for run in args.runs}
+        sections = []  # after the run analysis: seed statistics (groups), configuration changes, hardware
+        if statistics is not None:
+            from trackrl.analysis.groups import render_group_section
+
+            group_figures = [replace(f, path=f.path.resolve()) for f in group_figures]
+            sections += render_group_section(statistics, args.group_conclusions, comparison.time_axis, group_figures,
+                                             report_dir)  # fmt: skip
+        sections += render_setup_sections(columns, save_dir)
         text = render_report(comparison, figures=figures, report_dir=report_dir, provenance=origin,
-                             line_figures=[f.resolve() for f in line_figures])  # fmt: skip
+                             line_figures=[f.resolve() for f in line_figures], extra_sections=sections)  # fmt: skip
         atomic_write_text(args.report, text)
         console.print(f"wrote {args.report}")
     return 0
+
+
+def _write_group_json(path: str, comparison: Comparison, statistics: dict, sentences: list[str],
+                      provenance: Provenance) -> None:  # fmt: skip
+    import json
+
+    data = comparison.to_json() | {"groups": statistics, "group_conclusions": sentences,
+                                   "provenance": provenance.__dict__}  # fmt: skip
+    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
 
 
 def audit_table(summaries: Sequence[RunSummary]) -> Table:

@@ -171,7 +171,7 @@ def _caption(metric: Metric, axis: AxisName, kind: str, binned: int, comparison:
     return "; ".join(parts) + "."
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: plt.Figure, path: Path) -> Path:
     try:
         atomic_write(path, lambda handle: fig.savefig(handle, format="png"))  # a reader never sees half a PNG
     finally:
@@ -201,7 +201,7 @@ def plot_metric(runs: Sequence[RunData], metric: Metric, axis: AxisName, compari
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = _save(fig, out_dir / plot_file_name(metric.tag, axis, kind))
+    path = save_figure(fig, out_dir / plot_file_name(metric.tag, axis, kind))
     return Figure(path, metric.tag, axis, _caption(metric, axis, kind, binned, comparison))
 
 

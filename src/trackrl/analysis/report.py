@@ -117,7 +117,7 @@ def cells_legend(metric: Metric) -> str:
     return legend + (f" ({metric.unit})" if metric.family == "scalar" and metric.unit != "1" else "")
 
 
-def _markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in body]
     return lines
@@ -168,7 +168,7 @@ def _run_analysis(runs: Sequence[RunSummary]) -> list[str]:
             (f"{ratio:.2f}" + (" ⚠" if run.flagged else "")) if ratio is not None else NOT_REACHED,
             format_frames(run.max_frames), str(run.n_event_files), str(run.n_events), str(run.n_purged), pauses,
         ])  # fmt: skip
-    lines = ["## Run Analysis", "", *_markdown_table(header, body), ""]
+    lines = ["## Run Analysis", "", *markdown_table(header, body), ""]
     lines.append(f"⚠ = wall time exceeds training time by more than {WALL_TO_TRAINING_FLAG_RATIO}x "
                  "(pauses between sessions, or a learner waiting on collectors).")  # fmt: skip
     for run in runs:
@@ -177,7 +177,7 @@ def _run_analysis(runs: Sequence[RunSummary]) -> list[str]:
     return [*lines, ""]
 
 
-def _figure_lines(figures: Sequence[Figure], report_dir: Path | None) -> list[str]:
+def figure_lines(figures: Sequence[Figure], report_dir: Path | None) -> list[str]:
     lines = []
     for figure in figures:
         link = os.path.relpath(figure.path, report_dir) if report_dir is not None else str(figure.path)
@@ -194,8 +194,8 @@ def _detailed_metrics(comparison: Comparison, figures: Sequence[Figure], report_
         for table_axis in (comparison.time_axis, "frames"):
             header, body = metric_table(comparison, metric, table_axis)
             if body:
-                lines += [f"By {AXIS_LABELS[table_axis]}:", "", *_markdown_table(header, body), ""]
-        lines += _figure_lines([f for f in figures if f.tag == metric.tag], report_dir)
+                lines += [f"By {AXIS_LABELS[table_axis]}:", "", *markdown_table(header, body), ""]
+        lines += figure_lines([f for f in figures if f.tag == metric.tag], report_dir)
     return lines
 
 
@@ -203,7 +203,7 @@ def _other_figures(comparison: Comparison, figures: Sequence[Figure], report_dir
     """Figures that belong to no metric table (e.g. per-map drawings)."""
     tags = {m.tag for m in comparison.metrics}
     rest = [f for f in figures if f.tag not in tags]
-    return ["## Figures", "", *_figure_lines(rest, report_dir)] if rest else []
+    return ["## Figures", "", *figure_lines(rest, report_dir)] if rest else []
 
 
 def _reproduce(provenance: Provenance | None) -> list[str]:
@@ -230,11 +230,14 @@ def _racing_lines(line_figures: Sequence[Path], report_dir: Path | None) -> list
 
 def render_report(comparison: Comparison, title: str | None = None, figures: Sequence[Figure] = (),
                   report_dir: Path | None = None, provenance: Provenance | None = None,
-                  line_figures: Sequence[Path] = ()) -> str:  # fmt: skip
+                  line_figures: Sequence[Path] = (), extra_sections: Sequence[str] = ()) -> str:  # fmt: skip
+    """``extra_sections``: Markdown lines placed after the run analysis (seed statistics, configuration changes,
+    hardware: analysis/groups.py, analysis/run_setup.py)."""
     lines = _title(comparison, title)
     lines += _overview(comparison)
     lines += _results(comparison)
     lines += _run_analysis(comparison.runs)
+    lines += extra_sections
     lines += _detailed_metrics(comparison, figures, report_dir)
     lines += _other_figures(comparison, figures, report_dir)
     lines += _racing_lines(line_figures, report_dir)

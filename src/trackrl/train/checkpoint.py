@@ -5,6 +5,7 @@ Layout of ``<save-dir>/<run>/`` (docs/architecture.md "Training"):
     learner_state.torch      online + target networks and optimiser (tensors and plain numbers only)
     accumulated_stats.json   counters, best times, rolling means, TensorBoard folders, map-cycle position, seeds
     config_snapshot.yaml     the exact config the run uses
+    hardware.json            what each session ran on (hardware.py: devices, threads, CPU, GPU)
     best_runs/<map>_<time>/  action sequence + trajectory of each new best race (see best_runs.py)
 
 ``accumulated_stats.json`` is written last: a checkpoint is complete once it is replaced. The files are atomic one by

@@ -35,6 +35,7 @@ from trackrl.train.best_runs import save_best_run, set_aside_best_runs_after
 from trackrl.train.checkpoint import BEST_RUNS_DIR, CheckpointError, checkpoint_exists, load_checkpoint, save_checkpoint
 from trackrl.train.collector import CollectorSpec, Rollout, rollout_bytes_upper_bound, run_collector
 from trackrl.train.console import ConsoleView, ProgressSnapshot
+from trackrl.train.hardware import record_session, session_record
 from trackrl.train.learner_loop import LearnerLoop, TrainingDivergedError, first_non_finite_weight
 from trackrl.train.map_cycle import MapCycle
 from trackrl.train.processes import CollectorPool, SharedWeights
@@ -229,6 +230,7 @@ class Trainer:
         dim = float_input_dim(env_config)
         learner_device = resolve_device(config.performance.device)
         self.collector_device = resolve_collector_device(config.performance.collector_device, learner_device)
+        self.hardware = session_record(config, learner_device, self.collector_device, frames)  # threads set above
         self.learner = Learner(
             config, dim, float_inputs_mean(env_config), float_inputs_std(env_config),
             device=learner_device, seed=config.seed, frames_played=frames,
@@ -456,6 +458,7 @@ class Trainer:
         checkpoint_every_s = 60.0 * self.config.training.checkpoint_every_minutes
         if not self.options.resume:
             self.checkpoint()  # the run exists from now on: a second start without --resume refuses
+        record_session(self.run_dir, self.hardware)  # what this session runs on (compare --report: Hardware)
         diverged = False
         stop_reason = "unknown"
         last_log = last_checkpoint = time.monotonic()
