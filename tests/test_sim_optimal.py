@@ -8,12 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trackrl.errors import UserError
 from trackrl.sim.car import DEFAULT_CAR
-from trackrl.sim.commands import RACE_CUTOFF_KEY, race_cutoff_warning
 from trackrl.sim.drivers import braking_driver_actions, follow_centerline_actions
 from trackrl.sim.env import VecRaceEnv
-from trackrl.sim.lap_reference import LapReference, _read_cache, lap_reference
+from trackrl.sim.lap_reference import RACE_CUTOFF_KEY, LapReference, _read_cache, lap_reference, race_cutoff_warning
 from trackrl.sim.optimal import (
     centreline_geometry,
     initial_guess,
@@ -23,7 +21,6 @@ from trackrl.sim.optimal import (
 )
 from trackrl.sim.rollout import simulate_actions
 from trackrl.sim.track import Track, load_track
-from trackrl.train.run import check_race_cutoff
 
 FAST_TRACKS = ["easy", "a01"]
 SLOW_TRACKS = [pytest.param(name, marks=pytest.mark.slow) for name in ("hills", "technical")]
@@ -114,12 +111,13 @@ def test_cache_round_trip_and_corrupt_entry(tmp_path) -> None:
     assert _read_cache(path) is None  # recomputed, never a traceback
 
 
-def test_a_track_slower_than_the_race_cutoff_is_refused_at_train_and_warned_in_info() -> None:
-    with pytest.raises(UserError, match="cutoff_rollout_if_race_not_finished_within_duration_ms"):
-        check_race_cutoff("long_map", optimal_ms=310_000, achieved_ms=320_900, cutoff_ms=300_000)
-    check_race_cutoff("a01", optimal_ms=23_000, achieved_ms=24_000, cutoff_ms=300_000)  # fine
-    assert RACE_CUTOFF_KEY in race_cutoff_warning({"achieved_ms": 320_900, "optimal_ms": 310_000}, 300_000)
-    assert race_cutoff_warning({"achieved_ms": 24_000, "optimal_ms": 23_000}, 300_000) is None
+def test_a_track_slower_than_the_race_cutoff_is_warned_not_refused() -> None:
+    """The achieved time is a driver's, not a bound: a map it cannot finish in time gets a warning (train's start
+    messages, `track info`'s race_cutoff_warning), falling back on the model's time when the driver did not finish."""
+    warning = race_cutoff_warning("long_map", optimal_ms=290_000, achieved_ms=320_900, cutoff_ms=300_000)
+    assert warning is not None and RACE_CUTOFF_KEY in warning and "320.9 s" in warning and "long_map" in warning
+    assert "optimal (model)" in race_cutoff_warning("long_map", optimal_ms=310_000, achieved_ms=None, cutoff_ms=300_000)
+    assert race_cutoff_warning("a01", optimal_ms=23_000, achieved_ms=24_000, cutoff_ms=300_000) is None
 
 
 def test_lap_reference_is_a_dataclass_of_plain_values() -> None:
