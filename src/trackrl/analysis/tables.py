@@ -8,6 +8,9 @@ Metric families (tag names from trackrl.train.tb; units and definitions in docs/
 - robust: ``Race/eval_race_time_robust_{status}_{map}`` (s): best, mean, std, count, first logged.
 - best_so_far: ``alltime_min_ms_{map}`` (logged in ms, shown in s): best = min over logged values that are not a
           DNF cutoff.
+- best / achieved (simulator): in every race, robust and best_so_far cell, ``best_vs_achieved`` = best / the map's
+          achieved time that the run logged (``Reference/achieved_ms_{map}``: the optimal line driven in the simulator
+          by a tracking controller, a driver's time and not a limit; < 1 = the agent drove faster, a finding).
 - scalar: ``Training/loss``, ``RL/avg_Q_*``, ``Performance/learner_percentage_training`` (shown in %): logged every
           few seconds, so one value is one noisy sample; a cell is the mean over the interval before the checkpoint
           (previous checkpoint, checkpoint], with the last value kept in the JSON.
@@ -84,6 +87,7 @@ class Row:
     count: int | None = None
     first_finish: float | None = None
     last: float | None = None
+    best_vs_achieved: float | None = None  # best / the run's achieved (simulator) time on the map (dimensionless)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -200,6 +204,7 @@ class _Prepared:
     frames_position: np.ndarray
     finished: np.ndarray | None
     cutoff_s: float  # the run's DNF race time
+    achieved_s: float | None = None  # the run's achieved (simulator) time on the metric's map
 
 
 def _prepare(run: RunData, metric: Metric, time_axis: TimeAxis) -> _Prepared | None:
@@ -209,11 +214,20 @@ def _prepare(run: RunData, metric: Metric, time_axis: TimeAxis) -> _Prepared | N
     finished = race_finished(run, metric) if metric.family == "race" else None
     if metric.family == "robust":
         finished = series.value < run.race_cutoff_s
+    achieved_ms = run.achieved_ms.get(metric.map_name or "")
     return _Prepared(metric, series.value, time_axis_values(run, time_axis, series.wall_time),
-                     series.step.astype(np.float64), finished, run.race_cutoff_s)  # fmt: skip
+                     series.step.astype(np.float64), finished, run.race_cutoff_s,
+                     achieved_ms / 1000.0 if achieved_ms else None)  # fmt: skip
 
 
 def _row_at(base: Row, prepared: _Prepared | None, reached: bool, since: float) -> Row:
+    row = _row_values_at(base, prepared, reached, since)
+    if prepared is None or prepared.achieved_s is None or row.best is None or prepared.metric.family == "scalar":
+        return row
+    return replace(row, best_vs_achieved=row.best / prepared.achieved_s)
+
+
+def _row_values_at(base: Row, prepared: _Prepared | None, reached: bool, since: float) -> Row:
     if prepared is None or not reached:
         return base
     positions = prepared.frames_position if base.axis == "frames" else prepared.time_position
@@ -341,6 +355,28 @@ def ranking_sentence(standings: Sequence[Standing], map_name: str, where: str) -
     return text + "."
 
 
+def achieved_sentence(standings: Sequence[Standing], runs: Sequence[RunData], map_name: str, where: str) -> list[str]:
+    """Each run's best / achieved (simulator) on the map, for the runs that logged an achieved time; a ratio below 1
+    is reported as a finding (an agent faster than the tracking controller on the optimal line), never an error."""
+    achieved_ms = {run.name: run.achieved_ms.get(map_name) for run in runs}
+    parts, faster = [], []
+    for standing in standings:
+        reference_ms = achieved_ms.get(standing.run)
+        if reference_ms is None or standing.best_time_s is None:
+            continue
+        ratio = standing.best_time_s / (reference_ms / 1000.0)
+        parts.append(f"{standing.run} {ratio:.3f} (achieved {reference_ms / 1000:.3f} s)")
+        if ratio < 1.0:
+            faster.append(standing.run)
+    if not parts:
+        return []
+    text = f"{where}: best / achieved (simulator) on {map_name}: {', '.join(parts)}"
+    if faster:
+        text += (f"; {', '.join(faster)} drove faster than the optimal line driven in the simulator by the tracking "
+                 "controller (a finding: that time is a driver's, not a limit)")  # fmt: skip
+    return [text + "."]
+
+
 def key_findings(rows: Sequence[Row], metrics: Sequence[Metric], time_axis: TimeAxis, window: float,
                  step_points: Sequence[int], runs: Sequence[RunData],
                  time_points: Sequence[float] = ()) -> list[str]:  # fmt: skip
@@ -360,8 +396,9 @@ def key_findings(rows: Sequence[Row], metrics: Sequence[Metric], time_axis: Time
     else:
         where = f"At {_format_axis(time_axis, end)} (last checkpoint in the {_format_axis(time_axis, window)} window)"
     for map_name in maps:
-        findings.append(ranking_sentence(best_time_by_run(rows, metrics, map_name, time_axis, end, names),
-                                         map_name, where))  # fmt: skip
+        standings = best_time_by_run(rows, metrics, map_name, time_axis, end, names)
+        findings.append(ranking_sentence(standings, map_name, where))
+        findings.extend(achieved_sentence(standings, runs, map_name, where))
         for at in step_points:
             reached = {r.run for r in _cells(rows, "frames", at) if r.count is not None}
             if not reached:

@@ -463,6 +463,8 @@ class Trainer:
         with StopFlag() as stop, ConsoleView(self.options.live) as console:
             for message in self.start_messages:
                 console.message(message)
+            reference_scalars = {tb.achieved_ms_tag(name): ms for name, ms in self.reference_ms.items()}
+            self.writer.add_scalars(reference_scalars, self.frames, self.suffix())
             self.pool.start()
             try:
                 while True:
