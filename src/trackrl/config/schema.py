@@ -244,7 +244,8 @@ class RewardsConfig(Section):
 
 
 class MapCycleEntry(Section):
-    map: str = Field(description="built-in track name or path to a Linesight .npy centre line")
+    map: str = Field(description="built-in track name or path to a Linesight .npy line (its NAME.track.yaml side file, "
+                     "if any, gives the road width and the line's offset in the road)")
     road_width_m: float | None = Field(None, gt=0)
     is_exploration: bool = True
     fill_buffer: bool = True
