@@ -393,3 +393,21 @@ def test_compare_divides_best_times_by_the_achieved_time_each_run_logged(tmp_pat
     assert "C drove faster than the optimal line driven in the simulator" in sentence
     report = render_report(result)
     assert "best / achieved (simulator)" in report and "0.960x achieved" in report
+
+
+def test_finished_race_tags_are_a_family_when_the_race_tag_is_missing(tmp_path: Path) -> None:
+    """A log with only Linesight's finished-races tag (no race time with DNFs): best / mean / std / count of finishes,
+    no finish rate (the DNFs are not in it); next to the race tag it is not shown twice."""
+    finished_tag = "Race/eval_race_time_finished_trained_A01"
+    tb_dir = tmp_path / "tensorboard"
+    _write(tb_dir / "E", [(LOSS, 0, 0, 1.0), (finished_tag, 1000, 60, 30.0), (finished_tag, 2000, 120, 26.0)])
+    _write(tb_dir / "F", [(LOSS, 0, 0, 1.0), *_races([(1000, 60, 27.0, 1)]), (finished_tag, 1000, 60, 27.0),
+                          (LOSS, 2000, 120, 1.0)])  # fmt: skip
+    assert classify_tag(finished_tag).family == "finished"
+    only = compare(["E"], tb_dir, tmp_path / "save", time_axis="wall_minutes", interval="1m")
+    row = _row(only.rows, "wall_minutes", 2, "E", finished_tag)
+    assert (row.best, row.mean, row.std, row.count, row.finish_rate) == (26.0, 28.0, 2.0, 2, None)
+    metric = next(m for m in only.metrics if m.tag == finished_tag)
+    assert format_cell(row, metric) == "26.000 · 28.000 ± 2.000 · 2"
+    both = compare(["F"], tb_dir, tmp_path / "save", time_axis="wall_minutes", interval="1m")
+    assert finished_tag not in {m.tag for m in both.metrics} and RACE in {m.tag for m in both.metrics}

@@ -22,6 +22,7 @@ VS_ACHIEVED = "best / achieved (simulator), where the run logged its achieved ti
 FAMILY_COLUMNS = {
     "race": f"best s · mean ± std s (finished) · finish rate (races) · first finish · {VS_ACHIEVED}",
     "robust": f"best s · mean ± std s · count · {VS_ACHIEVED}",
+    "finished": f"best s · mean ± std s · count of finished races · {VS_ACHIEVED}",
     "best_so_far": f"best finished race (s) · {VS_ACHIEVED}",
     "scalar": "mean over the interval before the checkpoint (previous checkpoint, checkpoint]",
 }
@@ -76,7 +77,7 @@ def _cell_values(row: Row, metric: Metric) -> str:
         first = format_position(row.axis, row.first_finish) if row.first_finish is not None else NOT_REACHED
         return (f"{row.best:.3f} · {row.mean:.3f} ± {row.std:.3f} · {format_percent(row.finish_rate or 0.0)} "
                 f"({row.count}) · {first}")  # fmt: skip
-    if metric.family == "robust":
+    if metric.family in ("robust", "finished"):
         return f"{row.best:.3f} · {row.mean:.3f} ± {row.std:.3f} · {row.count}" if row.best is not None else "none"
     if metric.family == "best_so_far":
         return f"{row.best:.3f}" if row.best is not None else "no finish"

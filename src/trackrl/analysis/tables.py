@@ -6,6 +6,8 @@ Metric families (tag names from trackrl.train.tb; units and definitions in docs/
           (its config snapshot's, else 300 s).
           best / mean / std are over finished races only (the anchor averaged 300 s DNFs in); count includes DNFs.
 - robust: ``Race/eval_race_time_robust_{status}_{map}`` (s): best, mean, std, count, first logged.
+- finished: ``Race/{explo|eval}_race_time_finished_{status}_{map}`` (s): finished races only (Linesight's tag; rulka's
+          analysis script counts it among its ``Race/*_race_time_*`` tags): best, mean, std, count of finishes.
 - best_so_far: ``alltime_min_ms_{map}`` (logged in ms, shown in s): best = min over logged values that are not a
           DNF cutoff.
 - best / achieved (simulator): in every race, robust and best_so_far cell, ``best_vs_achieved`` = best / the map's
@@ -30,12 +32,14 @@ from trackrl.analysis.axes import AXIS_UNITS, AxisName, TimeAxis, paused_since, 
 from trackrl.analysis.runs import RunData
 from trackrl.train import tb
 
-Family = Literal["race", "robust", "best_so_far", "scalar"]
+Family = Literal["race", "robust", "finished", "best_so_far", "scalar"]
 _RACE_TIME = re.compile(r"^Race/(?P<kind>explo|eval)_race_time_(?P<status>trained|blind)_(?P<map>.+)$")
+_FINISHED = re.compile(r"^Race/(?P<kind>explo|eval)_race_time_finished_(?P<status>trained|blind)_(?P<map>.+)$")
 _ROBUST = re.compile(r"^Race/eval_race_time_robust_(?P<status>trained|blind)_(?P<map>.+)$")
 _AVG_Q = re.compile(r"^RL/avg_Q_(?P<status>trained|blind)_(?P<map>.+)$")
 _SCALAR_TAGS = (tb.TRAINING_LOSS, tb.LEARNER_PERCENTAGE_TRAINING)
-_FAMILY_ORDER: dict[str, int] = {"best_so_far": 0, "race": 1, "robust": 2, "scalar": 3}
+_FAMILY_ORDER: dict[str, int] = {"best_so_far": 0, "race": 1, "finished": 2, "robust": 3, "scalar": 4}
+TIME_FAMILIES = ("race", "robust", "finished", "best_so_far")  # values are race times (s); best / achieved applies
 PERCENT_TAGS = (tb.LEARNER_PERCENTAGE_TRAINING,)  # logged as a fraction, shown in %
 SECONDS = "s"
 
@@ -50,7 +54,7 @@ class Metric:
     @property
     def unit(self) -> str:
         """Unit of the metric's values in rows, tables and plots ('1' = dimensionless)."""
-        if self.family in ("race", "robust", "best_so_far"):
+        if self.family in TIME_FAMILIES:
             return SECONDS
         return "%" if self.tag in PERCENT_TAGS else "1"
 
@@ -100,6 +104,8 @@ def classify_tag(tag: str) -> Metric | None:
         return Metric(tag, "race", match["map"], finished)
     if match := _ROBUST.match(tag):
         return Metric(tag, "robust", match["map"])
+    if match := _FINISHED.match(tag):
+        return Metric(tag, "finished", match["map"])
     if tag.startswith(tb.ALLTIME_MIN_MS_PREFIX):
         return Metric(tag, "best_so_far", tag[len(tb.ALLTIME_MIN_MS_PREFIX) :])
     if match := _AVG_Q.match(tag):
@@ -112,6 +118,8 @@ def classify_tag(tag: str) -> Metric | None:
 def select_metrics(runs: Sequence[RunData], map_name: str | None = None) -> list[Metric]:
     """Every table metric logged by any run (optionally only ``map_name``'s map tags), in table order."""
     tags = sorted({tag for run in runs for tag in run.series})
+    # A finished-races tag repeats what its race tag (with the finished flags) already shows: kept only without one.
+    tags = [t for t in tags if not (_FINISHED.match(t) and t.replace("_race_time_finished_", "_race_time_") in tags)]
     metrics = [m for m in map(classify_tag, tags) if m is not None]
     if map_name is not None:
         metrics = [m for m in metrics if m.map_name in (None, map_name)]
@@ -212,7 +220,7 @@ def _prepare(run: RunData, metric: Metric, time_axis: TimeAxis) -> _Prepared | N
     if series is None or len(series) == 0:
         return None
     finished = race_finished(run, metric) if metric.family == "race" else None
-    if metric.family == "robust":
+    if metric.family in ("robust", "finished"):
         finished = series.value < run.race_cutoff_s
     achieved_ms = run.achieved_ms.get(metric.map_name or "")
     return _Prepared(metric, series.value, time_axis_values(run, time_axis, series.wall_time),
@@ -236,8 +244,9 @@ def _row_values_at(base: Row, prepared: _Prepared | None, reached: bool, since: 
     order = np.argsort(positions[inside], kind="stable") if base.axis == "frames" else slice(None)
     values = prepared.value[inside][order]
     family = prepared.metric.family
-    if family in ("race", "robust"):
-        return race_row(base, values, prepared.finished[inside][order], positions[inside][order])
+    if family in ("race", "robust", "finished"):
+        row = race_row(base, values, prepared.finished[inside][order], positions[inside][order])
+        return replace(row, finish_rate=None) if family == "finished" else row  # DNFs are not in the tag
     if family == "best_so_far":
         return best_so_far_row(base, values, 1000.0 * prepared.cutoff_s)
     return scalar_row(base, values, positions[inside][order], since, prepared.metric.scale)
@@ -291,7 +300,7 @@ def best_time_by_run(rows: Sequence[Row], metrics: Sequence[Metric], map_name: s
         metric = family.get(row.metric)
         if metric is None or metric.map_name != map_name or row.best is None or row.run not in best:
             continue
-        if metric.family not in ("race", "robust", "best_so_far"):
+        if metric.family not in TIME_FAMILIES:
             continue
         current = best[row.run]
         best[row.run] = row.best if current is None else min(current, row.best)
