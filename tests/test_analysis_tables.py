@@ -19,7 +19,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 import trackrl
 from trackrl.analysis.comparison import compare, load_runs, summarize_run
-from trackrl.analysis.report import format_cell, metric_table
+from trackrl.analysis.report import format_cell, metric_table, render_report
 from trackrl.analysis.tables import (
     Row,
     Standing,
@@ -39,6 +39,7 @@ ROBUST = "Race/eval_race_time_robust_trained_A01"
 BEST_MS = "alltime_min_ms_A01"
 LOSS = "Training/loss"
 HOURS = "cumul_training_hours"
+ACHIEVED = "Reference/achieved_ms_A01"
 
 
 def _write(folder: Path, events: list[tuple[str, int, float, float]]) -> None:
@@ -176,7 +177,7 @@ def test_cli_compare_writes_json_report_and_plots(logs: Path, tmp_path: Path) ->
     assert row == {"axis": "wall_minutes", "at": 20.0, "run": "B", "metric": RACE, "unit": "s", "at_unit": "min",
                    "in_window": True, "paused_since": None, "mean_from": None, "best": 28.0,
                    "mean": pytest.approx(34.0), "std": pytest.approx(7.788880963), "finish_rate": 0.75, "count": 4,
-                   "first_finish": pytest.approx(5.0), "last": 29.0}  # fmt: skip
+                   "first_finish": pytest.approx(5.0), "last": 29.0, "best_vs_achieved": None}  # fmt: skip
     units = {r["metric"]: r["unit"] for r in data["rows"]}
     assert units == {RACE: "s", BEST_MS: "s", ROBUST: "s", LOSS: "1"}
     assert data["provenance"]["command_line"].startswith("trackrl compare A B --logdir ")
@@ -369,3 +370,44 @@ def test_cli_prints_the_auto_hours_interval_warning(logs: Path, capsys: pytest.C
     out = capsys.readouterr().out
     assert "warning: --interval 10 is read in hours" in out and "--interval 10m" in out
     assert "2k frames" in out and "4k frames" in out  # --step-interval with a unit
+
+
+def test_compare_divides_best_times_by_the_achieved_time_each_run_logged(tmp_path: Path) -> None:
+    """Run C logged an achieved time of 25 s on A01 (Reference/achieved_ms_A01), run D none (a run from before the
+    tag). C's best 24 s is 0.96x achieved, reported as a finding; D's cells carry no ratio."""
+    tb_dir = tmp_path / "tensorboard"
+    _write(tb_dir / "C", [(ACHIEVED, 0, 0, 25_000.0), *_races([(1000, 60, 30.0, 1), (2000, 120, 24.0, 1)]),
+                          (BEST_MS, 1000, 60, 30_000.0), (BEST_MS, 2000, 120, 24_000.0)])  # fmt: skip
+    _write(tb_dir / "D", [(LOSS, 0, 0, 1.0), *_races([(1000, 60, 27.5, 1), (2000, 120, 300.0, 0)]),
+                          (BEST_MS, 1000, 60, 27_500.0)])  # fmt: skip
+    result = compare(["C", "D"], tb_dir, tmp_path / "save", time_axis="wall_minutes", interval="1m")
+    assert ACHIEVED not in {m.tag for m in result.metrics}  # the yardstick is not a table of its own
+    c_race, d_race = _row(result.rows, "wall_minutes", 2, "C", RACE), _row(result.rows, "wall_minutes", 2, "D", RACE)
+    assert c_race.best_vs_achieved == pytest.approx(24.0 / 25.0) and d_race.best_vs_achieved is None
+    c_first = _row(result.rows, "wall_minutes", 1, "C", BEST_MS)
+    assert c_first.best_vs_achieved == pytest.approx(30.0 / 25.0)
+    metric = next(m for m in result.metrics if m.tag == BEST_MS)
+    assert format_cell(c_first, metric) == "30.000 · 1.200x achieved"
+    (sentence,) = [f for f in result.findings if "best / achieved (simulator)" in f]
+    assert "C 0.960 (achieved 25.000 s)" in sentence and "D" not in sentence.split(":", 2)[2].split(";")[0]
+    assert "C drove faster than the optimal line driven in the simulator" in sentence
+    report = render_report(result)
+    assert "best / achieved (simulator)" in report and "0.960x achieved" in report
+
+
+def test_finished_race_tags_are_a_family_when_the_race_tag_is_missing(tmp_path: Path) -> None:
+    """A log with only Linesight's finished-races tag (no race time with DNFs): best / mean / std / count of finishes,
+    no finish rate (the DNFs are not in it); next to the race tag it is not shown twice."""
+    finished_tag = "Race/eval_race_time_finished_trained_A01"
+    tb_dir = tmp_path / "tensorboard"
+    _write(tb_dir / "E", [(LOSS, 0, 0, 1.0), (finished_tag, 1000, 60, 30.0), (finished_tag, 2000, 120, 26.0)])
+    _write(tb_dir / "F", [(LOSS, 0, 0, 1.0), *_races([(1000, 60, 27.0, 1)]), (finished_tag, 1000, 60, 27.0),
+                          (LOSS, 2000, 120, 1.0)])  # fmt: skip
+    assert classify_tag(finished_tag).family == "finished"
+    only = compare(["E"], tb_dir, tmp_path / "save", time_axis="wall_minutes", interval="1m")
+    row = _row(only.rows, "wall_minutes", 2, "E", finished_tag)
+    assert (row.best, row.mean, row.std, row.count, row.finish_rate) == (26.0, 28.0, 2.0, 2, None)
+    metric = next(m for m in only.metrics if m.tag == finished_tag)
+    assert format_cell(row, metric) == "26.000 · 28.000 ± 2.000 · 2"
+    both = compare(["F"], tb_dir, tmp_path / "save", time_axis="wall_minutes", interval="1m")
+    assert finished_tag not in {m.tag for m in both.metrics} and RACE in {m.tag for m in both.metrics}

@@ -8,22 +8,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trackrl.errors import UserError
 from trackrl.sim.car import DEFAULT_CAR
-from trackrl.sim.commands import RACE_CUTOFF_KEY, race_cutoff_warning
 from trackrl.sim.drivers import braking_driver_actions, follow_centerline_actions
 from trackrl.sim.env import VecRaceEnv
-from trackrl.sim.lap_reference import LapReference, _read_cache, lap_reference
+from trackrl.sim.lap_reference import RACE_CUTOFF_KEY, LapReference, _read_cache, lap_reference, race_cutoff_warning
 from trackrl.sim.optimal import (
+    MESH_TOLERANCE,
     centreline_geometry,
     initial_guess,
+    interpolate_solution,
     solve_on_mesh,
     time_line,
     uniform_mesh,
 )
+from trackrl.sim.reference import speed_profile
 from trackrl.sim.rollout import simulate_actions
 from trackrl.sim.track import Track, load_track
-from trackrl.train.run import check_race_cutoff
 
 FAST_TRACKS = ["easy", "a01"]
 SLOW_TRACKS = [pytest.param(name, marks=pytest.mark.slow) for name in ("hills", "technical")]
@@ -55,11 +55,33 @@ def track_and_reference(request: pytest.FixtureRequest) -> tuple:
     return track, lap_reference(track)
 
 
-def test_mesh_refinement_converged(track_and_reference: tuple) -> None:
-    _, reference = track_and_reference
-    (coarse_m, coarse_s), (fine_m, fine_s) = reference.mesh_history[-2:]
-    assert fine_m == coarse_m / 2
-    assert abs(fine_s - coarse_s) / fine_s < 0.002
+MESH_AGREEMENT = 0.002  # the issue's test: the optimal time at two mesh sizes differs by < 0.2 %
+TWO_MESHES_M = (4.0, 2.0)
+
+
+@pytest.mark.parametrize("name", [*FAST_TRACKS, "hills", pytest.param("technical", marks=pytest.mark.slow)])
+def test_optimal_time_at_two_mesh_sizes_agree(name: str) -> None:
+    """Two NLPs solved independently, one per explicit mesh size (not the solver's own refinement history): each
+    from the minimum-curvature initial line on its own mesh, except technical, where IPOPT needs minutes from that
+    line and each mesh starts from the 8 m solution resampled. Both agree within 0.2 %, and with the cached time."""
+    track = load_track(name)
+    geometry = centreline_geometry(track, DEFAULT_CAR)
+    seed = None
+    if name == "technical":
+        coarse_s = uniform_mesh(geometry.length_m, 8.0)
+        seed = solve_on_mesh(geometry, coarse_s, initial_guess(geometry, coarse_s, "minimum_curvature", DEFAULT_CAR),
+                             DEFAULT_CAR)  # fmt: skip
+    times_s = []
+    for mesh_m in TWO_MESHES_M:
+        s_m = uniform_mesh(geometry.length_m, mesh_m)
+        guess = initial_guess(geometry, s_m, "minimum_curvature", DEFAULT_CAR) if seed is None \
+            else interpolate_solution(seed, s_m)  # fmt: skip
+        lap = solve_on_mesh(geometry, s_m, guess, DEFAULT_CAR)
+        assert len(lap.s_m) == len(s_m) and abs(np.diff(s_m).mean() - mesh_m) < 0.05 * mesh_m
+        times_s.append(lap.lap_time_s)
+    coarse_s, fine_s = times_s
+    assert abs(coarse_s - fine_s) / fine_s < MESH_AGREEMENT
+    assert abs(lap_reference(track).optimal_ms / 1000 - fine_s) / fine_s < MESH_AGREEMENT
 
 
 def test_optimal_is_at_most_achieved_which_is_at_most_scripted_drivers(track_and_reference: tuple) -> None:
@@ -85,20 +107,67 @@ def test_achieved_actions_reproduce_the_race_time_exactly(track_and_reference: t
     assert race.n_actions == len(reference.achieved_actions)
 
 
-def test_no_nearby_line_is_faster() -> None:
-    """Random smooth lateral perturbations of the optimal line, timed by the same model, are never faster."""
-    track = load_track("easy")
+def smooth_bumps(s_m: np.ndarray, rng: np.random.Generator, n_bumps: int) -> np.ndarray:
+    """A smooth random lateral perturbation: a sum of Gaussian bumps (width 10-60 m, ±0.2-1.5 m) along s."""
+    bump = np.zeros_like(s_m)
+    for _ in range(n_bumps):
+        centre_m, width_m = rng.uniform(20, s_m[-1] - 20), rng.uniform(10, 60)
+        bump += rng.choice([-1.0, 1.0]) * rng.uniform(0.2, 1.5) * np.exp(-0.5 * ((s_m - centre_m) / width_m) ** 2)
+    return bump
+
+
+def perturbed(offset_m: np.ndarray, bump_m: np.ndarray, wall_offset_m: float) -> np.ndarray:
+    line = np.clip(offset_m + bump_m, -wall_offset_m, wall_offset_m)
+    line[0] = 0.0  # the standing start is on the centre line
+    return line
+
+
+@pytest.mark.parametrize("name", FAST_TRACKS)
+def test_no_nearby_line_is_faster_in_the_model(name: str) -> None:
+    """Random smooth lateral perturbations of the optimal line (8 m mesh), each timed by the same model with the
+    line pinned (speeds and headings re-optimised), are never faster than the optimum."""
+    track = load_track(name)
     geometry = centreline_geometry(track, DEFAULT_CAR)
     s_m = uniform_mesh(geometry.length_m, 8.0)
     lap = solve_on_mesh(geometry, s_m, initial_guess(geometry, s_m, "minimum_curvature", DEFAULT_CAR), DEFAULT_CAR)
     rng = np.random.default_rng(0)
-    for _ in range(3):
-        centre_m, width_m = rng.uniform(20, geometry.length_m - 20), rng.uniform(15, 60)
-        bump = rng.choice([-1.0, 1.0]) * 0.6 * np.exp(-0.5 * ((s_m - centre_m) / width_m) ** 2)
-        offset = np.clip(lap.offset_m + bump, -geometry.wall_offset_m, geometry.wall_offset_m)
-        offset[0] = 0.0
+    for n_bumps in (1, 1, 2, 3):
+        offset = perturbed(lap.offset_m, smooth_bumps(s_m, rng, n_bumps), geometry.wall_offset_m)
         assert np.abs(offset - lap.offset_m).max() > 0.05  # the perturbation is real
         assert time_line(track, lap, offset) >= lap.lap_time_s * (1 - 1e-6)
+
+
+def quasi_steady_lap_time_s(geometry, s_m: np.ndarray, offset_m: np.ndarray) -> float:
+    """An independent timing of a line (no IPOPT): reference.py's forward-backward speed profile on the car's limits
+    (engine, drag, rolling, brakes, friction circle with slope, steering limit), Σ 2 Δs / (v_i + v_{i+1})."""
+    at = geometry.at(s_m)
+    line_xz = np.stack([at["x"] - offset_m * np.sin(at["heading"]), at["z"] + offset_m * np.cos(at["heading"])], 1)
+    speed = speed_profile(line_xz, at["cos_slope"], at["sin_cos_slope"] / np.maximum(at["cos_slope"], 1e-9),
+                          DEFAULT_CAR)  # fmt: skip
+    step_m = np.linalg.norm(np.diff(line_xz, axis=0), axis=1)
+    return float(np.sum(2 * step_m / np.maximum(speed[:-1] + speed[1:], 1e-9)))
+
+
+@pytest.mark.parametrize("name", [*FAST_TRACKS, "hills"])
+def test_no_nearby_line_is_faster_by_an_independent_speed_profile(name: str) -> None:
+    """Twenty random smooth perturbations of the cached optimal line, the line itself and the centre line, timed by a
+    forward-backward speed profile on the same car limits, never beat the optimum by more than the solver's
+    tolerance (0.1 %). (Measured: that profile times the optimal line itself 1.5 % (easy), 2.3 % (a01) above the
+    optimum, its quasi-steady turns being stricter than the model's transient heading; among nearby lines it finds
+    some up to 0.4 % faster than the optimal line by its own count (easy, 40 perturbations), none faster than the
+    optimum.)"""
+    track = load_track(name)
+    reference = lap_reference(track)
+    geometry = centreline_geometry(track, DEFAULT_CAR)
+    s_m, offset_m = np.array(reference.line_s_m), np.array(reference.line_offset_m)
+    optimum_s = reference.optimal_ms / 1000
+    rng = np.random.default_rng(1)
+    lines = [offset_m, np.zeros_like(offset_m)] + [
+        perturbed(offset_m, smooth_bumps(s_m, rng, int(rng.integers(1, 4))), geometry.wall_offset_m) for _ in range(20)
+    ]
+    times_s = np.array([quasi_steady_lap_time_s(geometry, s_m, line) for line in lines])
+    assert times_s.min() >= optimum_s * (1 - MESH_TOLERANCE)
+    assert times_s[0] < times_s[1]  # the optimal line beats the centre line by this count too
 
 
 def test_cache_round_trip_and_corrupt_entry(tmp_path) -> None:
@@ -114,12 +183,13 @@ def test_cache_round_trip_and_corrupt_entry(tmp_path) -> None:
     assert _read_cache(path) is None  # recomputed, never a traceback
 
 
-def test_a_track_slower_than_the_race_cutoff_is_refused_at_train_and_warned_in_info() -> None:
-    with pytest.raises(UserError, match="cutoff_rollout_if_race_not_finished_within_duration_ms"):
-        check_race_cutoff("long_map", optimal_ms=310_000, achieved_ms=320_900, cutoff_ms=300_000)
-    check_race_cutoff("a01", optimal_ms=23_000, achieved_ms=24_000, cutoff_ms=300_000)  # fine
-    assert RACE_CUTOFF_KEY in race_cutoff_warning({"achieved_ms": 320_900, "optimal_ms": 310_000}, 300_000)
-    assert race_cutoff_warning({"achieved_ms": 24_000, "optimal_ms": 23_000}, 300_000) is None
+def test_a_track_slower_than_the_race_cutoff_is_warned_not_refused() -> None:
+    """The achieved time is a driver's, not a bound: a map it cannot finish in time gets a warning (train's start
+    messages, `track info`'s race_cutoff_warning), falling back on the model's time when the driver did not finish."""
+    warning = race_cutoff_warning("long_map", optimal_ms=290_000, achieved_ms=320_900, cutoff_ms=300_000)
+    assert warning is not None and RACE_CUTOFF_KEY in warning and "320.9 s" in warning and "long_map" in warning
+    assert "optimal (model)" in race_cutoff_warning("long_map", optimal_ms=310_000, achieved_ms=None, cutoff_ms=300_000)
+    assert race_cutoff_warning("a01", optimal_ms=23_000, achieved_ms=24_000, cutoff_ms=300_000) is None
 
 
 def test_lap_reference_is_a_dataclass_of_plain_values() -> None:

@@ -125,6 +125,8 @@ def test_smoke_run_learns_to_finish_and_writes_everything(tmp_path: Path, capsys
     assert all(0.0 <= v <= 1.0 for v in busy)
     assert busy[-1] > 0.0  # the shutdown window (collectors stopping) logs no spurious 0
     assert scalars(run_tb, tb.TRAINING_BATCHES_DONE)[-1][0] == summary.frames
+    # The yardstick compare divides by: the achieved (simulator) time, logged at the session's start.
+    assert scalars(run_tb, tb.achieved_ms_tag("easy")) == [(0, float(summary.reference_ms["easy"]))]
 
     # Save-state.
     run_dir = tmp_path / "save" / "learn"

@@ -58,6 +58,8 @@ def test_a_new_event_file_sorts_after_the_existing_ones(tmp_path: Path) -> None:
 def test_console_line_shows_ratio_to_reference() -> None:
     assert format_best(None, 20_000) == "no finish yet"
     assert format_best(25_000, 20_000) == "25.00 s (1.250 x achieved 20.00 s)"
+    assert format_best(19_000, 20_000).endswith("(0.950 x achieved 20.00 s) faster than the optimal line driven in "
+                                                "the simulator: a finding")  # fmt: skip
     snapshot = ProgressSnapshot("r", 1000, 3, 10, 900, 0.5, 1234.0, 99.0, 0.25, 120.0, {"a01": 25_000}, {"a01": 20_000})
     line = format_plain_line(snapshot)
     assert "frames 1,000" in line and "busy 50%" in line and "a01 25.00 s (1.250 x" in line

@@ -24,7 +24,7 @@ from trackrl.analysis.axes import AXIS_LABELS, AXIS_SHORT, AxisName, pauses_wall
 from trackrl.analysis.comparison import Comparison
 from trackrl.analysis.report import Figure
 from trackrl.analysis.runs import RunData
-from trackrl.analysis.tables import Metric, race_finished
+from trackrl.analysis.tables import TIME_FAMILIES, Metric, race_finished
 from trackrl.atomic import atomic_write
 from trackrl.train import tb
 
@@ -92,7 +92,7 @@ def _draw_metric(ax: plt.Axes, run: RunData, metric: Metric, axis: AxisName, sty
     order = np.argsort(x, kind="stable")
     x, value = x[order], series.value[order]
     binned = 0
-    if metric.family in ("race", "robust"):
+    if metric.family in ("race", "robust", "finished"):
         finished = race_finished(run, metric)[order] if metric.family == "race" else value < run.race_cutoff_s
         if not finished.any():
             return 0
@@ -138,7 +138,7 @@ def _draw_finish_rate(ax: plt.Axes, run: RunData, metric: Metric, axis: AxisName
 
 
 def y_label(metric: Metric) -> str:
-    if metric.family in ("race", "robust", "best_so_far"):
+    if metric.family in TIME_FAMILIES:
         return "race time (s)"
     if metric.tag == tb.LEARNER_PERCENTAGE_TRAINING:
         return "learner busy share (%)"
@@ -158,7 +158,7 @@ def _caption(metric: Metric, axis: AxisName, kind: str, binned: int, comparison:
     what = (f"Finish rate of `{metric.tag}` (share of finished races among the last {FINISH_RATE_RACES})"
             if kind == "finish_rate" else f"`{metric.tag}` ({y_label(metric)})")  # fmt: skip
     parts = [f"{what} by {AXIS_SHORT[axis]}", "dashed line: end of the common window"]
-    if metric.family in ("race", "robust") and kind != "finish_rate":
+    if metric.family in ("race", "robust", "finished") and kind != "finish_rate":
         parts.append("dots: finished races, line: best so far, DNFs not drawn")
     if metric.family == "scalar":
         parts.append(f"faint: every logged value, line: mean of the last {SCALAR_SMOOTHING} logged values")

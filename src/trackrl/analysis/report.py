@@ -18,10 +18,12 @@ from trackrl.analysis.tables import Metric, Row, format_frames, format_percent, 
 from trackrl.atomic import atomic_write_text
 
 NOT_REACHED = "-"
+VS_ACHIEVED = "best / achieved (simulator), where the run logged its achieved time"
 FAMILY_COLUMNS = {
-    "race": "best s · mean ± std s (finished) · finish rate (races) · first finish",
-    "robust": "best s · mean ± std s · count",
-    "best_so_far": "best finished race (s)",
+    "race": f"best s · mean ± std s (finished) · finish rate (races) · first finish · {VS_ACHIEVED}",
+    "robust": f"best s · mean ± std s · count · {VS_ACHIEVED}",
+    "finished": f"best s · mean ± std s · count of finished races · {VS_ACHIEVED}",
+    "best_so_far": f"best finished race (s) · {VS_ACHIEVED}",
     "scalar": "mean over the interval before the checkpoint (previous checkpoint, checkpoint]",
 }
 
@@ -75,7 +77,7 @@ def _cell_values(row: Row, metric: Metric) -> str:
         first = format_position(row.axis, row.first_finish) if row.first_finish is not None else NOT_REACHED
         return (f"{row.best:.3f} · {row.mean:.3f} ± {row.std:.3f} · {format_percent(row.finish_rate or 0.0)} "
                 f"({row.count}) · {first}")  # fmt: skip
-    if metric.family == "robust":
+    if metric.family in ("robust", "finished"):
         return f"{row.best:.3f} · {row.mean:.3f} ± {row.std:.3f} · {row.count}" if row.best is not None else "none"
     if metric.family == "best_so_far":
         return f"{row.best:.3f}" if row.best is not None else "no finish"
@@ -87,6 +89,8 @@ def format_cell(row: Row, metric: Metric) -> str:
     if row.count is None:
         return NOT_REACHED
     text = _cell_values(row, metric) if row.count else "none yet"
+    if row.best_vs_achieved is not None:
+        text += f" · {row.best_vs_achieved:.3f}x achieved"
     if row.paused_since is not None:
         text += f" · paused since {row.paused_since:.3g} min"
     return text
@@ -266,6 +270,9 @@ METHODOLOGY = [
     "- Loss, average Q and learner busy share are logged every few seconds, so one value is one noisy sample: a cell "
     "is the mean of the values logged in the interval before the checkpoint (after the previous checkpoint, or "
     "from the start for the first); the JSON keeps the last value too.",
+    "- Best / achieved (simulator): a best time divided by the map's achieved time that the run logged at its start "
+    "(`Reference/achieved_ms_{map}`): the car model's optimal line driven in the simulator by a tracking controller "
+    "(`trackrl track info`). It is a driver's time, not a limit: below 1 the agent drove faster, a finding.",
     "- Units: race times and `alltime_min_ms` in seconds; learner busy share in percent; loss and Q unitless. "
     "Every JSON row carries its `unit` and `at_unit`. Tag definitions: docs/metrics.md.",
     "- A leader is bolded only when its gap to the next run exceeds both runs' race-to-race spread (std of "

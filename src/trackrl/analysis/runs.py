@@ -63,6 +63,13 @@ class RunData:
     race_cutoff_s: float = DEFAULT_RACE_CUTOFF_S  # race time logged for a DNF
 
     @property
+    def achieved_ms(self) -> dict[str, float]:
+        """map -> the achieved (simulator) time the run's training logged (tb.achieved_ms_tag), the last value."""
+        prefix = tb.ACHIEVED_MS_PREFIX
+        return {tag[len(prefix):]: float(s.value[-1]) for tag, s in self.series.items()
+                if tag.startswith(prefix) and len(s) and float(s.value[-1]) > 0}  # fmt: skip
+
+    @property
     def t0(self) -> float:
         """One origin for every tag of the run: its first scalar event (the anchor used one per tag family)."""
         return float(self.session_spans[:, 0].min())

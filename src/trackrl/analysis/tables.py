@@ -6,8 +6,13 @@ Metric families (tag names from trackrl.train.tb; units and definitions in docs/
           (its config snapshot's, else 300 s).
           best / mean / std are over finished races only (the anchor averaged 300 s DNFs in); count includes DNFs.
 - robust: ``Race/eval_race_time_robust_{status}_{map}`` (s): best, mean, std, count, first logged.
+- finished: ``Race/{explo|eval}_race_time_finished_{status}_{map}`` (s): finished races only (Linesight's tag; rulka's
+          analysis script counts it among its ``Race/*_race_time_*`` tags): best, mean, std, count of finishes.
 - best_so_far: ``alltime_min_ms_{map}`` (logged in ms, shown in s): best = min over logged values that are not a
           DNF cutoff.
+- best / achieved (simulator): in every race, robust and best_so_far cell, ``best_vs_achieved`` = best / the map's
+          achieved time that the run logged (``Reference/achieved_ms_{map}``: the optimal line driven in the simulator
+          by a tracking controller, a driver's time and not a limit; < 1 = the agent drove faster, a finding).
 - scalar: ``Training/loss``, ``RL/avg_Q_*``, ``Performance/learner_percentage_training`` (shown in %): logged every
           few seconds, so one value is one noisy sample; a cell is the mean over the interval before the checkpoint
           (previous checkpoint, checkpoint], with the last value kept in the JSON.
@@ -27,12 +32,14 @@ from trackrl.analysis.axes import AXIS_UNITS, AxisName, TimeAxis, paused_since, 
 from trackrl.analysis.runs import RunData
 from trackrl.train import tb
 
-Family = Literal["race", "robust", "best_so_far", "scalar"]
+Family = Literal["race", "robust", "finished", "best_so_far", "scalar"]
 _RACE_TIME = re.compile(r"^Race/(?P<kind>explo|eval)_race_time_(?P<status>trained|blind)_(?P<map>.+)$")
+_FINISHED = re.compile(r"^Race/(?P<kind>explo|eval)_race_time_finished_(?P<status>trained|blind)_(?P<map>.+)$")
 _ROBUST = re.compile(r"^Race/eval_race_time_robust_(?P<status>trained|blind)_(?P<map>.+)$")
 _AVG_Q = re.compile(r"^RL/avg_Q_(?P<status>trained|blind)_(?P<map>.+)$")
 _SCALAR_TAGS = (tb.TRAINING_LOSS, tb.LEARNER_PERCENTAGE_TRAINING)
-_FAMILY_ORDER: dict[str, int] = {"best_so_far": 0, "race": 1, "robust": 2, "scalar": 3}
+_FAMILY_ORDER: dict[str, int] = {"best_so_far": 0, "race": 1, "finished": 2, "robust": 3, "scalar": 4}
+TIME_FAMILIES = ("race", "robust", "finished", "best_so_far")  # values are race times (s); best / achieved applies
 PERCENT_TAGS = (tb.LEARNER_PERCENTAGE_TRAINING,)  # logged as a fraction, shown in %
 SECONDS = "s"
 
@@ -47,7 +54,7 @@ class Metric:
     @property
     def unit(self) -> str:
         """Unit of the metric's values in rows, tables and plots ('1' = dimensionless)."""
-        if self.family in ("race", "robust", "best_so_far"):
+        if self.family in TIME_FAMILIES:
             return SECONDS
         return "%" if self.tag in PERCENT_TAGS else "1"
 
@@ -84,6 +91,7 @@ class Row:
     count: int | None = None
     first_finish: float | None = None
     last: float | None = None
+    best_vs_achieved: float | None = None  # best / the run's achieved (simulator) time on the map (dimensionless)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -96,6 +104,8 @@ def classify_tag(tag: str) -> Metric | None:
         return Metric(tag, "race", match["map"], finished)
     if match := _ROBUST.match(tag):
         return Metric(tag, "robust", match["map"])
+    if match := _FINISHED.match(tag):
+        return Metric(tag, "finished", match["map"])
     if tag.startswith(tb.ALLTIME_MIN_MS_PREFIX):
         return Metric(tag, "best_so_far", tag[len(tb.ALLTIME_MIN_MS_PREFIX) :])
     if match := _AVG_Q.match(tag):
@@ -108,6 +118,8 @@ def classify_tag(tag: str) -> Metric | None:
 def select_metrics(runs: Sequence[RunData], map_name: str | None = None) -> list[Metric]:
     """Every table metric logged by any run (optionally only ``map_name``'s map tags), in table order."""
     tags = sorted({tag for run in runs for tag in run.series})
+    # A finished-races tag repeats what its race tag (with the finished flags) already shows: kept only without one.
+    tags = [t for t in tags if not (_FINISHED.match(t) and t.replace("_race_time_finished_", "_race_time_") in tags)]
     metrics = [m for m in map(classify_tag, tags) if m is not None]
     if map_name is not None:
         metrics = [m for m in metrics if m.map_name in (None, map_name)]
@@ -200,6 +212,7 @@ class _Prepared:
     frames_position: np.ndarray
     finished: np.ndarray | None
     cutoff_s: float  # the run's DNF race time
+    achieved_s: float | None = None  # the run's achieved (simulator) time on the metric's map
 
 
 def _prepare(run: RunData, metric: Metric, time_axis: TimeAxis) -> _Prepared | None:
@@ -207,13 +220,22 @@ def _prepare(run: RunData, metric: Metric, time_axis: TimeAxis) -> _Prepared | N
     if series is None or len(series) == 0:
         return None
     finished = race_finished(run, metric) if metric.family == "race" else None
-    if metric.family == "robust":
+    if metric.family in ("robust", "finished"):
         finished = series.value < run.race_cutoff_s
+    achieved_ms = run.achieved_ms.get(metric.map_name or "")
     return _Prepared(metric, series.value, time_axis_values(run, time_axis, series.wall_time),
-                     series.step.astype(np.float64), finished, run.race_cutoff_s)  # fmt: skip
+                     series.step.astype(np.float64), finished, run.race_cutoff_s,
+                     achieved_ms / 1000.0 if achieved_ms else None)  # fmt: skip
 
 
 def _row_at(base: Row, prepared: _Prepared | None, reached: bool, since: float) -> Row:
+    row = _row_values_at(base, prepared, reached, since)
+    if prepared is None or prepared.achieved_s is None or row.best is None or prepared.metric.family == "scalar":
+        return row
+    return replace(row, best_vs_achieved=row.best / prepared.achieved_s)
+
+
+def _row_values_at(base: Row, prepared: _Prepared | None, reached: bool, since: float) -> Row:
     if prepared is None or not reached:
         return base
     positions = prepared.frames_position if base.axis == "frames" else prepared.time_position
@@ -222,8 +244,9 @@ def _row_at(base: Row, prepared: _Prepared | None, reached: bool, since: float) 
     order = np.argsort(positions[inside], kind="stable") if base.axis == "frames" else slice(None)
     values = prepared.value[inside][order]
     family = prepared.metric.family
-    if family in ("race", "robust"):
-        return race_row(base, values, prepared.finished[inside][order], positions[inside][order])
+    if family in ("race", "robust", "finished"):
+        row = race_row(base, values, prepared.finished[inside][order], positions[inside][order])
+        return replace(row, finish_rate=None) if family == "finished" else row  # DNFs are not in the tag
     if family == "best_so_far":
         return best_so_far_row(base, values, 1000.0 * prepared.cutoff_s)
     return scalar_row(base, values, positions[inside][order], since, prepared.metric.scale)
@@ -277,7 +300,7 @@ def best_time_by_run(rows: Sequence[Row], metrics: Sequence[Metric], map_name: s
         metric = family.get(row.metric)
         if metric is None or metric.map_name != map_name or row.best is None or row.run not in best:
             continue
-        if metric.family not in ("race", "robust", "best_so_far"):
+        if metric.family not in TIME_FAMILIES:
             continue
         current = best[row.run]
         best[row.run] = row.best if current is None else min(current, row.best)
@@ -341,6 +364,28 @@ def ranking_sentence(standings: Sequence[Standing], map_name: str, where: str) -
     return text + "."
 
 
+def achieved_sentence(standings: Sequence[Standing], runs: Sequence[RunData], map_name: str, where: str) -> list[str]:
+    """Each run's best / achieved (simulator) on the map, for the runs that logged an achieved time; a ratio below 1
+    is reported as a finding (an agent faster than the tracking controller on the optimal line), never an error."""
+    achieved_ms = {run.name: run.achieved_ms.get(map_name) for run in runs}
+    parts, faster = [], []
+    for standing in standings:
+        reference_ms = achieved_ms.get(standing.run)
+        if reference_ms is None or standing.best_time_s is None:
+            continue
+        ratio = standing.best_time_s / (reference_ms / 1000.0)
+        parts.append(f"{standing.run} {ratio:.3f} (achieved {reference_ms / 1000:.3f} s)")
+        if ratio < 1.0:
+            faster.append(standing.run)
+    if not parts:
+        return []
+    text = f"{where}: best / achieved (simulator) on {map_name}: {', '.join(parts)}"
+    if faster:
+        text += (f"; {', '.join(faster)} drove faster than the optimal line driven in the simulator by the tracking "
+                 "controller (a finding: that time is a driver's, not a limit)")  # fmt: skip
+    return [text + "."]
+
+
 def key_findings(rows: Sequence[Row], metrics: Sequence[Metric], time_axis: TimeAxis, window: float,
                  step_points: Sequence[int], runs: Sequence[RunData],
                  time_points: Sequence[float] = ()) -> list[str]:  # fmt: skip
@@ -360,8 +405,9 @@ def key_findings(rows: Sequence[Row], metrics: Sequence[Metric], time_axis: Time
     else:
         where = f"At {_format_axis(time_axis, end)} (last checkpoint in the {_format_axis(time_axis, window)} window)"
     for map_name in maps:
-        findings.append(ranking_sentence(best_time_by_run(rows, metrics, map_name, time_axis, end, names),
-                                         map_name, where))  # fmt: skip
+        standings = best_time_by_run(rows, metrics, map_name, time_axis, end, names)
+        findings.append(ranking_sentence(standings, map_name, where))
+        findings.extend(achieved_sentence(standings, runs, map_name, where))
         for at in step_points:
             reached = {r.run for r in _cells(rows, "frames", at) if r.count is not None}
             if not reached:

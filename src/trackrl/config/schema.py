@@ -247,7 +247,8 @@ class RewardsConfig(Section):
 
 
 class MapCycleEntry(Section):
-    map: str = Field(description="built-in track name or path to a Linesight .npy centre line")
+    map: str = Field(description="built-in track name or path to a Linesight .npy line (its NAME.track.yaml side file, "
+                     "if any, gives the road width and the line's offset in the road)")
     game_map_path: str | None = Field(
         None, description="game backend: the map as typed for TMInterface's `map` command (e.g. "
         "\"My Challenges/A01.Challenge.Gbx\", relative to <trackmania_base_path>/Tracks/Challenges); "

@@ -6,11 +6,9 @@ import argparse
 import json
 
 from trackrl.config import EnvironmentConfig
-from trackrl.sim.lap_reference import lap_reference
+from trackrl.sim.lap_reference import lap_reference, race_cutoff_warning
 from trackrl.sim.track import Track, builtin_track_names, load_track
 from trackrl.sim.tracks import BUILTIN_TRACKS
-
-RACE_CUTOFF_KEY = "environment.cutoff_rollout_if_race_not_finished_within_duration_ms"
 
 
 def cmd_track_list(args: argparse.Namespace) -> int:
@@ -28,6 +26,7 @@ def track_summary(track: Track) -> dict[str, float | int | str | None]:
         "name": track.name,
         "length_m": track.length_m,
         "road_width_m": track.road_width_m,
+        "side_file": track.side_file,
         "n_points": len(track.centerline_m),
         "turns": track.count_turns(),
         "elevation_min_m": low_m,
@@ -40,26 +39,18 @@ def track_summary(track: Track) -> dict[str, float | int | str | None]:
     }
 
 
-def race_cutoff_warning(summary: dict, cutoff_ms: int) -> str | None:
-    needed_ms = summary["achieved_ms"] if summary["achieved_ms"] is not None else summary["optimal_ms"]
-    if needed_ms < cutoff_ms:
-        return None
-    return (
-        f"warning: the optimal line takes {needed_ms / 1000:.1f} s in the simulator, more than the race cutoff "
-        f"{cutoff_ms / 1000:.1f} s: no race can finish; raise {RACE_CUTOFF_KEY}"
-    )
-
-
 def cmd_track_info(args: argparse.Namespace) -> int:
     track = load_track(args.track, args.road_width)
     summary = track_summary(track)
-    warning = race_cutoff_warning(summary, EnvironmentConfig().cutoff_rollout_if_race_not_finished_within_duration_ms)
+    cutoff_ms = EnvironmentConfig().cutoff_rollout_if_race_not_finished_within_duration_ms
+    warning = race_cutoff_warning(track.name, summary["optimal_ms"], summary["achieved_ms"], cutoff_ms)
     if getattr(args, "json", False):
         print(json.dumps({**summary, "race_cutoff_warning": warning}, indent=2))
         return 0
     print(f"track           {summary['name']}")
     print(f"length          {summary['length_m']:.1f} m ({summary['n_points']} points, 0.5 m apart)")
-    print(f"road width      {summary['road_width_m']:g} m")
+    side_file = f" (from {summary['side_file']})" if summary["side_file"] else ""
+    print(f"road width      {summary['road_width_m']:g} m{side_file}")
     print(f"turns           {summary['turns']}")
     print(f"elevation       {summary['elevation_min_m']:.1f} .. {summary['elevation_max_m']:.1f} m "
           f"(range {summary['elevation_max_m'] - summary['elevation_min_m']:.1f} m)")  # fmt: skip

@@ -45,6 +45,24 @@ class LapReference:
         return None if self.achieved_ms is None else self.achieved_ms / self.optimal_ms - 1.0
 
 
+RACE_CUTOFF_KEY = "environment.cutoff_rollout_if_race_not_finished_within_duration_ms"
+
+
+def race_cutoff_warning(map_name: str, optimal_ms: int, achieved_ms: int | None, cutoff_ms: int) -> str | None:
+    """A warning when the optimal line driven in the simulator (else the model's optimum) needs more than the race
+    cutoff: no race of that driver could finish. Not a refusal: the achieved time is a driver's, an agent may be
+    faster (a 9.9 km map at 320.9 s under the 300 s cutoff is the case this catches)."""
+    needed_ms = achieved_ms if achieved_ms is not None else optimal_ms
+    if needed_ms < cutoff_ms:
+        return None
+    which = "the optimal line driven in the simulator" if achieved_ms is not None else "the optimal (model) lap"
+    return (
+        f"warning: map {map_name}: {which} takes {needed_ms / 1000:.1f} s, more than the race cutoff "
+        f"{cutoff_ms / 1000:.1f} s, so races will be cut off before the finish; raise {RACE_CUTOFF_KEY} "
+        f"(e.g. to {2 * needed_ms})"
+    )
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "trackrl" / "laps")
 

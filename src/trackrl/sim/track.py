@@ -1,6 +1,7 @@
 """Tracks: a centre line (N, 3) in metres (x, y=up, z), points 0.5 m apart, and a road width.
 
-Built-in tracks are defined in code (trackrl.sim.tracks); any Linesight-style `.npy` centre line loads too.
+Built-in tracks are defined in code (trackrl.sim.tracks); any Linesight-style `.npy` line loads too (a recorded
+racing line: its side file, trackrl.sim.track_file, may give the road's width and the line's place in it).
 Walls stand at ± road_width_m / 2 from the centre line. The finish is the plane through the last point,
 perpendicular to the last segment.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from trackrl.errors import UserError
+from trackrl.sim.track_file import DEFAULT_ROAD_WIDTH_M, read_track_settings, road_centre_from_line
 from trackrl.sim.tracks import BUILTIN_TRACKS, build_centerline
 
 POINT_SPACING_M = 0.5  # Linesight's centre-line spacing
@@ -34,6 +36,7 @@ class Track:
     name: str
     centerline_m: np.ndarray  # (N, 3) float64, x, y = up, z; uniformly 0.5 m apart
     road_width_m: float
+    side_file: str | None = None  # the `.track.yaml` a `.npy` track's road came from (track_file.py)
 
     def __post_init__(self) -> None:
         centerline = np.ascontiguousarray(self.centerline_m, dtype=np.float64)
@@ -104,15 +107,23 @@ def builtin_track_names() -> list[str]:
 
 
 def load_track(name_or_path: str, road_width_m: float | None = None) -> Track:
-    """A built-in track by name, or a Linesight `.npy` centre line (N x 3, y up), resampled to 0.5 m."""
+    """A built-in track by name, or a Linesight `.npy` line (N x 3, y up), resampled to 0.5 m.
+
+    A `.npy` is a recorded racing line; its side file (track_file.py: `NAME.track.yaml`) may say the road's width
+    and where the line lies in it. Width: `road_width_m` if given, else the side file's, else 16 m.
+    """
     if name_or_path in BUILTIN_TRACKS:
         return _builtin_track(name_or_path, road_width_m)
     path = Path(name_or_path)
     if not path.exists():
         raise TrackError(f"track '{name_or_path}': not a built-in track ({', '.join(BUILTIN_TRACKS)}) and no such file")
-    raw = read_centerline_file(path)
-    width_m = 16.0 if road_width_m is None else float(road_width_m)
-    return Track(name=path.stem, centerline_m=prepare_centerline(raw, str(path), width_m), road_width_m=width_m)
+    raw = _as_float_line(read_centerline_file(path), str(path))
+    settings = read_track_settings(path)
+    width_m = float(road_width_m if road_width_m is not None else settings.road_width_m or DEFAULT_ROAD_WIDTH_M)
+    centre = road_centre_from_line(raw, settings.line_offset_m, width_m, f"side file {settings.source}")
+    centerline = prepare_centerline(centre, str(path), width_m)
+    side_file = None if settings.source is None else str(settings.source)
+    return Track(settings.name or path.stem, centerline, width_m, side_file)
 
 
 def read_centerline_file(path: Path) -> np.ndarray:
@@ -155,11 +166,7 @@ def _builtin_track(name: str, road_width_m: float | None) -> Track:
 
 def prepare_centerline(raw: np.ndarray, where: str, road_width_m: float) -> np.ndarray:
     """Check a raw centre line and resample it to uniform 0.5 m spacing; TrackError if malformed."""
-    raw = np.asarray(raw)
-    if raw.dtype.kind not in "fiu":
-        raise TrackError(f"track {where}: centre line must be numeric, got dtype {raw.dtype}")
-    raw = raw.astype(np.float64)
-    _check_shape_and_values(raw, where)
+    raw = _as_float_line(raw, where)
     gaps_m = np.linalg.norm(np.diff(raw, axis=0), axis=1)
     if gaps_m.max() > MAX_GAP_BETWEEN_POINTS_M:
         i = int(gaps_m.argmax())
@@ -173,6 +180,15 @@ def prepare_centerline(raw: np.ndarray, where: str, road_width_m: float) -> np.n
     centerline = resample_centerline(raw, POINT_SPACING_M)
     check_no_self_overlap(centerline, road_width_m, where)
     return centerline
+
+
+def _as_float_line(raw: np.ndarray, where: str) -> np.ndarray:
+    raw = np.asarray(raw)
+    if raw.dtype.kind not in "fiu":
+        raise TrackError(f"track {where}: centre line must be numeric, got dtype {raw.dtype}")
+    raw = raw.astype(np.float64)
+    _check_shape_and_values(raw, where)
+    return raw
 
 
 def _check_shape_and_values(centerline: np.ndarray, where: str) -> None:

@@ -32,6 +32,8 @@ def format_best(best_ms: int | None, reference_ms: int | None) -> str:
     text = f"{best_ms / 1000:.2f} s"
     if reference_ms:
         text += f" ({best_ms / reference_ms:.3f} x achieved {reference_ms / 1000:.2f} s)"
+        if best_ms < reference_ms:  # the achieved time is a driver's, not a limit: beating it is worth a look
+            text += " faster than the optimal line driven in the simulator: a finding"
     return text
 
 

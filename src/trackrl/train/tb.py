@@ -70,10 +70,17 @@ def avg_q_tag(status: MapStatus, map_name: str) -> str:
     return f"RL/avg_Q_{status}_{map_name}"
 
 
+def achieved_ms_tag(map_name: str) -> str:
+    """The map's achieved (simulator) time in ms (sim/lap_reference.py: the optimal line driven in the simulator by a
+    tracking controller), logged once per session: the yardstick `trackrl compare` divides best times by."""
+    return f"{ACHIEVED_MS_PREFIX}{map_name}"
+
+
 # Prefixes the analysis uses to recognise families of tags in any log.
 RACE_TAG_PREFIX = "Race/"
 ALLTIME_MIN_MS_PREFIX = "alltime_min_ms_"
 AVG_Q_PREFIX = "RL/avg_Q_"
+ACHIEVED_MS_PREFIX = "Reference/achieved_ms_"
 
 
 def event_file_second(path: Path) -> int | None:
