@@ -41,7 +41,7 @@ from trackrl.game.blob import (
 )
 from trackrl.sim.actions import ACTIONS
 from trackrl.sim.camera import CameraRays, TrackTexture, build_track_texture, camera_rays, render_images
-from trackrl.sim.car import TICK_MS
+from trackrl.sim.car import N_STATE, TICK_MS
 from trackrl.sim.env import STATE_HEADING, STATE_X, STATE_Z, VecRaceEnv
 from trackrl.sim.track import Track
 
@@ -295,6 +295,6 @@ class SimulatedGame:
         if rays is None:
             rays = self._rays[(width, height)] = camera_rays((height, width))
         x, _, z = self._env.positions_m[0]
-        car = np.zeros((1, 8))
+        car = np.zeros((1, N_STATE))
         car[0, [STATE_X, STATE_Z, STATE_HEADING]] = x, z, self._env.headings_rad[0]
         render_images(out, np.zeros(1, dtype=np.int64), car, rays, self._texture)

@@ -22,7 +22,7 @@ import numpy as np
 
 from trackrl.config import EnvironmentConfig
 from trackrl.sim.actions import ACTIONS, N_ACTIONS
-from trackrl.sim.car import DEFAULT_CAR, TICK_MS, CarParams, simulate_ticks, track_arrays
+from trackrl.sim.car import DEFAULT_CAR, N_STATE, S_GEAR, TICK_MS, CarParams, simulate_ticks, track_arrays
 from trackrl.sim.optimal import OptimalLap, centreline_geometry
 from trackrl.sim.rollout import simulate_actions
 from trackrl.sim.track import Track
@@ -95,7 +95,8 @@ def _track_reference(
     planar_start_m = np.concatenate([[0.0], np.cumsum(g.planar_length_m)])
     geometry_args = (g.x_m, g.y_m, g.z_m, g.tangent_x, g.tangent_z, g.planar_length_m, g.distance_m,
                      g.sin_slope, g.cos_slope, g.wall_offset_m)  # fmt: skip
-    car_state = np.zeros((1, 8))
+    car_state = np.zeros((1, N_STATE))
+    car_state[0, S_GEAR] = 1
     car_state[0, [0, 1, 7]] = g.x_m[0], g.z_m[0], g.y_m[0]
     car_state[0, 2] = np.arctan2(g.tangent_z[0], g.tangent_x[0])
     car_segment, car_tick = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
