@@ -91,12 +91,9 @@ def test_random_driving_stays_inside_the_road_on_a_curvy_track() -> None:
 
 
 def flat_top_speed_mps(car: CarParams) -> float:
-    """Solve drive = c v² + r on the drive curve's last segment (342 km/h to 5th gear's rev limit), where
-    drive = a4 (v5 − v) / (v5 − v4): a quadratic, from the constants alone."""
-    speeds, accels = car.drive_curve()
-    slope = accels[4] / (speeds[5] - speeds[4])
-    a, b, c = car.drag_per_m, slope, car.rolling_resistance_mps2 - slope * speeds[5]
-    return (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
+    """Solve A0 (1 − v² / v_rev²) = c v² + r for v (drive = resistance on flat ground), from the constants alone."""
+    a0, v_rev = car.drive_accel_standstill_mps2, car.gear_5_rev_limit_speed_mps
+    return float(np.sqrt((a0 - car.rolling_resistance_mps2) / (car.drag_per_m + a0 / v_rev**2)))
 
 
 def test_top_speed_is_reached_and_bounded() -> None:
@@ -130,12 +127,12 @@ def first_time_at_s(speed_mps: np.ndarray, target_mps: float) -> float:
 
 
 def envelope_time_to_speed_s(car: CarParams, target_mps: float, shifts_before: int = 0) -> float:
-    """dv/dt = drive(v) − c v² − r integrated with RK4 (drive by np.interp on the knots), plus the shift pauses:
-    the car keeps no drive for shift_duration_s at each gear top below the target (drag only there)."""
-    speeds, accels = car.drive_curve()
+    """dv/dt = A0 (1 − v² / v_rev²) − c v² − r integrated with RK4, plus the shift pauses: the car keeps no drive
+    for shift_duration_s at each gear top below the target (drag only there)."""
+    a0, v_rev = car.drive_accel_standstill_mps2, car.gear_5_rev_limit_speed_mps
 
     def accel(v: float) -> float:
-        return float(np.interp(v, speeds, accels)) - car.drag_per_m * v * v - car.rolling_resistance_mps2
+        return a0 * (1 - (v / v_rev) ** 2) - car.drag_per_m * v * v - car.rolling_resistance_mps2
 
     v, t, dt = 0.0, 0.0, 1e-4
     tops = list(car.gear_top_speeds_mps()[:shifts_before])
@@ -201,11 +198,11 @@ def test_gears_shift_down_when_braking_and_rpm_follows_speed_and_gear() -> None:
     assert engine_rpm(0.0, 1, params) == 0.0
 
 
-def test_car_params_refuse_a_drive_curve_the_optimal_control_cannot_write_exactly() -> None:
-    with pytest.raises(ValueError, match="concave"):
-        CarParams(drive_accel_at_gear_2_top_mps2=10.7)  # a kink upwards at 162 km/h
-    with pytest.raises(ValueError, match="increasing gear speeds"):
-        CarParams(gear_2_top_speed_mps=20.0)
+def test_car_params_refuse_gears_out_of_order() -> None:
+    with pytest.raises(ValueError, match="gear top speeds must increase"):
+        CarParams(gear_2_top_speed_mps=20.0)  # below 1st gear's 27.8 m/s
+    with pytest.raises(ValueError, match="drive at standstill must be positive"):
+        CarParams(drive_accel_standstill_mps2=0.0)
 
 
 def braking_distance_m(speed_mps: float) -> float:

@@ -7,8 +7,8 @@ Model (per tick dt = 10 ms), all accelerations in m/s²:
   speed (100, 162, 235, 342 km/h) and gives no drive for `shift_duration_s` after each upshift; it shifts down
   (instantly, no loss) below `downshift_fraction` of the lower gear's top speed. The engine rpm is proportional
   to the forward speed in a gear, `max_rpm` at the gear's top speed;
-- tyre forces: drive a_d(v) (a piecewise-linear, concave curve of the forward speed, as in the game the force
-  falls with speed, not with the gear; zero at 5th gear's rev limit) when accelerating and not shifting, brakes B,
+- tyre forces: drive a_d(v) = A0 · (1 − (v / v_rev)²) of the forward speed (as in the game the force falls with
+  speed, not with the gear; zero at 5th gear's rev limit v_rev) when accelerating and not shifting, brakes B,
   and the lateral force that cancels sideways slip; their sum is limited by the friction circle
   |a_tyre| ≤ μ · g · cos θ. A car asking for more (too fast in a turn) keeps part of its sideways velocity: it slides;
 - drag c · v² and rolling resistance r oppose the motion; gravity along the slope adds −g · sin θ · cos θ;
@@ -47,23 +47,19 @@ class CarParams:
     gear_3_top_speed_mps: float = 235.0 * KMH
     gear_4_top_speed_mps: float = 342.0 * KMH
     # Chosen: 5th gear's rev limit continues the game's step between gears 3→4→5 (342 · 342 / 235 = 498 km/h); the
-    # drive falls to 0 there, so the flat top speed is where drag meets the drive, ≈ 467 km/h (the game's cap of
+    # drive falls to 0 there, so the flat top speed is where drag meets the drive, ≈ 477 km/h (the game's cap of
     # ~1000 km/h is reached only downhill or with turbos; on flat ground 5th gear builds speed slowly, as here).
     gear_5_rev_limit_speed_mps: float = 498.0 * KMH
-    # Drive acceleration at standstill and at each of the four upshift speeds (chosen; the game has no public
-    # force table, only "acceleration decreases with speed"). Concave (each segment steeper than the last), which
-    # optimal.py relies on: 0-100 km/h in ≈ 2.6 s, 0-200 km/h in ≈ 6 s, the engine below the tyres' grip μ g.
-    drive_accel_standstill_mps2: float = 11.6
-    drive_accel_at_gear_1_top_mps2: float = 10.8
-    drive_accel_at_gear_2_top_mps2: float = 9.8
-    drive_accel_at_gear_3_top_mps2: float = 8.2
-    drive_accel_at_gear_4_top_mps2: float = 5.2
+    # Drive a_d(v) = A0 · (1 − (v / v_rev)²), v_rev = 5th gear's rev limit (chosen; the game has no public force
+    # table, only "acceleration decreases with speed, not with the gear", trackmania.wiki "Gears"): smooth and concave,
+    # so optimal.py writes it exactly; 0-100 km/h in ≈ 2.5 s, 0-200 km/h in ≈ 5.5 s, below the tyres' grip μ g.
+    drive_accel_standstill_mps2: float = 11.6  # A0
     # Chosen: "the car momentarily stops accelerating" at a shift (trackmania.wiki "Gears"); two 50 ms actions.
     shift_duration_s: float = 0.1
     downshift_fraction: float = 0.9  # chosen hysteresis: no shift hunting while the speed dips during a shift
     max_rpm: float = 10000.0  # game: engine.actual_rpm is about 0-10 000 (GAME_BRIDGE.md 6.2; Linesight normalises
     # rpm with mean 7000, std 3000)
-    drag_per_m: float = 5.0e-5  # c (chosen with the drive curve: flat top speed ≈ 467 km/h)
+    drag_per_m: float = 5.0e-5  # c (chosen with the drive curve: flat top speed ≈ 477 km/h)
     rolling_resistance_mps2: float = 0.1  # r
     brake_decel_mps2: float = 14.0  # B
     reverse_accel_mps2: float = 6.0
@@ -79,12 +75,11 @@ class CarParams:
     wall_scrub_per_tick: float = 0.99  # speed kept per tick in contact with a wall
 
     def __post_init__(self) -> None:
-        speeds, accels = self.drive_curve()
-        slopes = np.diff(accels) / np.maximum(np.diff(speeds), 1e-12)
-        if np.any(np.diff(speeds) <= 0) or np.any(accels[:-1] <= 0) or np.any(np.diff(slopes) > 1e-12):
+        speeds = self.gear_top_speeds_mps()
+        if speeds[0] <= 0 or np.any(np.diff(speeds) <= 0) or self.drive_accel_standstill_mps2 <= 0:
             raise ValueError(
-                f"CarParams: the drive curve must have increasing gear speeds and a positive, concave force "
-                f"(speeds {np.round(speeds, 2).tolist()} m/s, accelerations {accels.tolist()} m/s²)"
+                f"CarParams: gear top speeds must increase from > 0 (got {np.round(speeds, 2).tolist()} m/s) and the "
+                f"drive at standstill must be positive (got {self.drive_accel_standstill_mps2} m/s²)"
             )
 
     def as_array(self) -> np.ndarray:
@@ -94,14 +89,6 @@ class CarParams:
         """(5,) the forward speed at which each gear shifts up (5th: its rev limit)."""
         return np.array([self.gear_1_top_speed_mps, self.gear_2_top_speed_mps, self.gear_3_top_speed_mps,
                          self.gear_4_top_speed_mps, self.gear_5_rev_limit_speed_mps])  # fmt: skip
-
-    def drive_curve(self) -> tuple[np.ndarray, np.ndarray]:
-        """The drive envelope's knots: (6,) speeds 0, the gear top speeds, and (6,) accelerations (0 at the end)."""
-        speeds = np.concatenate([[0.0], self.gear_top_speeds_mps()])
-        accels = np.array([self.drive_accel_standstill_mps2, self.drive_accel_at_gear_1_top_mps2,
-                           self.drive_accel_at_gear_2_top_mps2, self.drive_accel_at_gear_3_top_mps2,
-                           self.drive_accel_at_gear_4_top_mps2, 0.0])  # fmt: skip
-        return speeds, accels
 
     @property
     def shift_ticks(self) -> int:
@@ -113,7 +100,7 @@ DEFAULT_CAR = CarParams()
 # Indices into CarParams.as_array() (numba kernels take the parameters as one float64 array).
 _INDEX = {field.name: i for i, field in enumerate(fields(CarParams))}
 P_GEAR_TOP = _INDEX["gear_1_top_speed_mps"]  # gear g's top speed at P_GEAR_TOP + g − 1
-P_DRIVE_ACCEL = _INDEX["drive_accel_standstill_mps2"]  # then the drive at gear tops 1..4
+P_DRIVE_ACCEL = _INDEX["drive_accel_standstill_mps2"]
 P_SHIFT_DURATION, P_DOWNSHIFT, P_MAX_RPM = _INDEX["shift_duration_s"], _INDEX["downshift_fraction"], _INDEX["max_rpm"]
 P_DRAG, P_ROLLING, P_BRAKE = _INDEX["drag_per_m"], _INDEX["rolling_resistance_mps2"], _INDEX["brake_decel_mps2"]
 P_REVERSE, P_MAX_REVERSE = _INDEX["reverse_accel_mps2"], _INDEX["max_reverse_speed_mps"]
@@ -146,16 +133,9 @@ def engine_rpm(speed_mps: float, gear: int, params: np.ndarray) -> float:
 
 @numba.njit(cache=True)
 def drive_envelope_mps2(speed_mps: float, params: np.ndarray) -> float:
-    """Maximum drive over the gears at a forward speed: the piecewise-linear drive curve (full at v ≤ 0)."""
-    v = max(speed_mps, 0.0)
-    lower_speed, lower_accel = 0.0, params[P_DRIVE_ACCEL]
-    for i in range(N_GEARS):
-        upper_speed = params[P_GEAR_TOP + i]
-        upper_accel = params[P_DRIVE_ACCEL + i + 1] if i < N_GEARS - 1 else 0.0
-        if v < upper_speed:
-            return lower_accel + (upper_accel - lower_accel) * (v - lower_speed) / (upper_speed - lower_speed)
-        lower_speed, lower_accel = upper_speed, upper_accel
-    return 0.0
+    """Maximum drive over the gears at a forward speed: A0 · (1 − (v / v_rev)²), 0 past 5th gear's rev limit."""
+    ratio = max(speed_mps, 0.0) / params[P_GEAR_TOP + N_GEARS - 1]
+    return params[P_DRIVE_ACCEL] * max(0.0, 1.0 - ratio * ratio)
 
 
 @numba.njit(cache=True)

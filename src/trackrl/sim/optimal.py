@@ -8,8 +8,8 @@ curvature κ and tyre force per mass along the car a. With κ_c the centre line'
     ṡ = v cos ξ / (1 − n κ_c),   ṅ = v sin ξ,   ξ̇ = v κ − κ_c ṡ,
     v̇ = a − c v² − r − g sin θ cos θ cos ξ
 
-and the constraints of car.py: a ≤ a_drive(v) (the drive envelope over the gears: car.py's concave piecewise-linear
-curve, written exactly as the minimum of its segments' lines), a ≥ −B, a² + (v² κ)² ≤ (μ g cos θ)² (friction circle),
+and the constraints of car.py: a ≤ a_drive(v) = A0 (1 − (v / v_rev)²) (the drive envelope over the gears), a ≥ −B,
+a² + (v² κ)² ≤ (μ g cos θ)² (friction circle),
 |κ| ≤ κ_max(v) (steering limit), |n| ≤ width / 2 − car half width (walls), standing start n = ξ = v = 0 at s = 0;
 minimise the time to s = S (the finish plane). Direct collocation: trapezoidal in time on a uniform mesh in s
 (one time step Δt_k per interval, so the standing start with v = 0 needs no 1/v), solved by IPOPT through CasADi.
@@ -46,7 +46,8 @@ FINEST_MESH_M = 1.0
 MESH_TOLERANCE = 1e-3  # refine until the lap time changes by less than 0.1 %
 IPOPT_TOLERANCE = 1e-8
 CURVATURE_WINDOW_M = 1.0  # centre-line curvature κ_c from the heading change over ± this
-INITIAL_LINE_MAX_ITERATIONS = 400  # an initial line IPOPT cannot bring to an optimum by then is dropped
+INITIAL_LINE_MAX_ITERATIONS = 400  # an initial line IPOPT cannot bring to an optimum by then is dropped...
+PATIENT_MAX_ITERATIONS = 3000  # ...unless every line needs more (technical with the geared car: ~1000 iterations)
 # Initial lines: blends (1 − λ) · minimum curvature + λ · shortest path (the minimum-time line lies between them,
 # Braghin et al. 2008). The centre line itself is a poor start: IPOPT needs thousands of iterations from it.
 INITIAL_LINES = {"minimum_curvature": 0.0, "blend_1/3_shortest_path": 1 / 3, "blend_2/3_shortest_path": 2 / 3}
@@ -141,15 +142,6 @@ class OptimalLap:
                          at["z"] + self.offset_m * np.cos(at["heading"])], axis=1)  # fmt: skip
 
 
-def drive_envelope_lines(car: CarParams) -> list[tuple[float, float]]:
-    """car.drive_envelope_mps2 as lines (a0, slope): the curve is concave, so it is the minimum of its segments'
-    lines for 0 ≤ v ≤ 5th gear's rev limit (beyond it the lines ask for braking where the simulator coasts: more
-    conservative, and beyond the car's flat top speed)."""
-    speeds, accels = car.drive_curve()
-    slopes = np.diff(accels) / np.diff(speeds)
-    return [(float(accels[i] - slopes[i] * speeds[i]), float(slopes[i])) for i in range(len(slopes))]
-
-
 def shift_penalty_s(speed_mps: np.ndarray, car: CarParams) -> tuple[float, int]:
     """The upshifts' time cost along a speed profile (module docstring) and their number, with car.py's gearbox:
     up at a gear's top speed, down below downshift_fraction of the lower gear's top speed."""
@@ -178,6 +170,13 @@ def solve_optimal_lap(track: Track, car: CarParams = DEFAULT_CAR) -> OptimalLap:
         guess = initial_guess(geometry, coarse_s, name, car)
         try:
             candidates[name] = solve_on_mesh(geometry, coarse_s, guess, car, max_iterations=INITIAL_LINE_MAX_ITERATIONS)
+        except OptimalControlError:
+            continue
+    for name in INITIAL_LINES if not candidates else ():  # the first line that converges with more patience
+        try:
+            guess = initial_guess(geometry, coarse_s, name, car)
+            candidates[name] = solve_on_mesh(geometry, coarse_s, guess, car, max_iterations=PATIENT_MAX_ITERATIONS)
+            break
         except OptimalControlError:
             continue
     if not candidates:
@@ -294,8 +293,9 @@ def solve_on_mesh(
     opti.subject_to(v[1:] - v[:-1] == trapezoid(v_dot))
     grip = car.grip_coefficient * car.gravity_mps2 * casadi.DM(at["cos_slope"])
     opti.subject_to(a**2 + (v**2 * kappa) ** 2 <= grip**2)  # friction circle
-    for accel_at_0, slope in drive_envelope_lines(car):
-        opti.subject_to(a <= accel_at_0 + slope * v)
+    # car.drive_envelope_mps2, exact up to 5th gear's rev limit (beyond it, faster than the flat top speed, this
+    # asks for braking where the simulator coasts: more conservative).
+    opti.subject_to(a <= car.drive_accel_standstill_mps2 * (1 - (v / car.gear_5_rev_limit_speed_mps) ** 2))
     opti.subject_to(a >= -car.brake_decel_mps2)
     steer_limit = kappa * (1 + (v / car.steer_reference_speed_mps) ** 2)  # |κ| ≤ κ0 / (1 + (v / v_ref)²)
     opti.subject_to(opti.bounded(-car.max_steer_curvature_per_m, steer_limit, car.max_steer_curvature_per_m))
