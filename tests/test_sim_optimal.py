@@ -70,8 +70,8 @@ def test_optimal_is_at_most_achieved_which_is_at_most_scripted_drivers(track_and
 
 # Geared car (shift losses inside optimal_ms): the 50 ms bang-bang steering slides at speed (full lock asks more
 # than the tyres give), which costs drive the model's continuous curvature keeps; a progress reward in the
-# controller's cost (weights 0.5 and 2 per m) made it slower, not faster.
-MEASURED_GAPS = "achieved is 4.2 % (a01), 6.2 % (easy), 9.3 % (hills), 6.7 % (technical) above optimal today"
+# controller's cost (weights 0.5 and 2 per m) made it slower; a target speed 3 % below v* helps (achieved.py).
+MEASURED_GAPS = "achieved is 3.8 % (a01), 4.1 % (easy), 6.5 % (hills), 6.4 % (technical) above optimal today"
 
 
 @pytest.mark.xfail(reason=MEASURED_GAPS, strict=False)
