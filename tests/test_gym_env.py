@@ -19,6 +19,7 @@ import trackrl
 from trackrl.config import EnvironmentConfig
 from trackrl.errors import UserError
 from trackrl.sim.actions import ACTION_NAMES, N_ACTIONS
+from trackrl.sim.car import DEFAULT_CAR
 from trackrl.sim.drivers import braking_driver_actions, follow_centerline_actions
 from trackrl.sim.env import STATE_HEIGHT, STATE_X, STATE_Z, VecRaceEnv
 from trackrl.sim.gym_env import INFO_KEYS, RaceEnv
@@ -76,8 +77,9 @@ def test_check_env_passes_without_warnings(kwargs: dict) -> None:
 
 
 def test_terminal_speed_is_the_hand_computed_root() -> None:
-    # Default car: beyond the engine cutoff (95 m/s) only gravity pulls: c v² + r = g / 2.
-    assert terminal_speed_mps() == pytest.approx(np.sqrt((9.81 / 2 - 0.1) / 2.8e-4), rel=1e-9)
+    # Default car: beyond 5th gear's rev limit (498 km/h) only gravity pulls: c v² + r = g / 2.
+    assert terminal_speed_mps() == pytest.approx(np.sqrt((9.81 / 2 - 0.1) / 5.0e-5), rel=1e-9)
+    assert terminal_speed_mps() > DEFAULT_CAR.gear_5_rev_limit_speed_mps
 
 
 @functools.cache

@@ -81,7 +81,8 @@ def test_optimal_time_at_two_mesh_sizes_agree(name: str) -> None:
         times_s.append(lap.lap_time_s)
     coarse_s, fine_s = times_s
     assert abs(coarse_s - fine_s) / fine_s < MESH_AGREEMENT
-    assert abs(lap_reference(track).optimal_ms / 1000 - fine_s) / fine_s < MESH_AGREEMENT
+    reference = lap_reference(track)  # optimal_ms also holds the upshifts' loss of drive, which no NLP contains
+    assert abs(reference.optimal_ms / 1000 - reference.shift_penalty_s - fine_s) / fine_s < MESH_AGREEMENT
 
 
 def test_optimal_is_at_most_achieved_which_is_at_most_scripted_drivers(track_and_reference: tuple) -> None:
@@ -90,7 +91,10 @@ def test_optimal_is_at_most_achieved_which_is_at_most_scripted_drivers(track_and
     assert reference.optimal_ms <= reference.achieved_ms <= best_scripted_time_ms(track)
 
 
-MEASURED_GAPS = "achieved is 3.8 % (a01), 4.8 % (easy), 8.0 % (hills), 5.8 % (technical) above optimal today"
+# Geared car (shift losses inside optimal_ms): the 50 ms bang-bang steering slides at speed (full lock asks more
+# than the tyres give), which costs drive the model's continuous curvature keeps; a progress reward in the
+# controller's cost (weights 0.5 and 2 per m) made it slower; a target speed 3 % below v* helps (achieved.py).
+MEASURED_GAPS = "achieved is 3.8 % (a01), 4.1 % (easy), 6.5 % (hills), 6.4 % (technical) above optimal today"
 
 
 @pytest.mark.xfail(reason=MEASURED_GAPS, strict=False)
@@ -105,6 +109,40 @@ def test_achieved_actions_reproduce_the_race_time_exactly(track_and_reference: t
     race = simulate_actions(track, reference.achieved_actions)
     assert race.finished and race.race_time_ms == reference.achieved_ms
     assert race.n_actions == len(reference.achieved_actions)
+
+
+def test_trackrl_replay_reproduces_the_achieved_race_time(tmp_path, capsys) -> None:
+    """The achieved action list saved as a best run: `trackrl replay` re-simulates it to the same millisecond."""
+    from trackrl.cli import main
+    from trackrl.config import EnvironmentConfig, RewardsConfig
+    from trackrl.train.best_runs import save_best_run
+
+    track = load_track("easy")
+    reference = lap_reference(track)
+    race = simulate_actions(track, reference.achieved_actions)
+    folder = save_best_run(tmp_path / "run", "easy", "easy", None, reference.achieved_ms,
+                           np.asarray(reference.achieved_actions), race.positions_m, EnvironmentConfig(),
+                           RewardsConfig(), frames=1)  # fmt: skip
+    assert main(["replay", str(folder)]) == 0
+    assert f"= saved {reference.achieved_ms / 1000:.3f} s" in capsys.readouterr().out
+
+
+def test_optimal_includes_a_penalty_per_upshift_of_its_speed_profile() -> None:
+    """optimal_ms = the NLP's time + τ (1 − u / v_peak) per upshift, counted with the simulator's gearbox rules."""
+    from trackrl.sim.optimal import shift_penalty_s
+
+    car = DEFAULT_CAR
+    tau, (u1, u2) = car.shift_duration_s, car.gear_top_speeds_mps()[:2]
+    # Up through 1st -> 2nd to a peak of 40 m/s, brake to 20 m/s (down to 1st below 0.9 u1), up again to 30 m/s.
+    profile = np.concatenate([np.linspace(0, 40, 50), np.linspace(40, 20, 20), np.linspace(20, 30, 20)])
+    penalty, upshifts = shift_penalty_s(profile, car)
+    assert upshifts == 2 and u2 > 40
+    assert penalty == pytest.approx(tau * (1 - u1 / 40) + tau * (1 - u1 / 30), rel=1e-9)
+    # A dip that stays above 0.9 u1 keeps 2nd gear: no second upshift.
+    assert shift_penalty_s(np.concatenate([np.linspace(0, 40, 50), np.linspace(40, 26, 20)]), car)[1] == 1
+    reference = lap_reference(load_track("easy"))
+    assert reference.upshifts >= 3 and 0 < reference.shift_penalty_s <= reference.upshifts * tau
+    assert reference.optimal_ms == int((reference.mesh_history[-1][1] + reference.shift_penalty_s) * 1000)
 
 
 def smooth_bumps(s_m: np.ndarray, rng: np.random.Generator, n_bumps: int) -> np.ndarray:

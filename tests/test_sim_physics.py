@@ -1,4 +1,4 @@
-"""Car physics invariants: walls, top speed, braking, grip, slopes, exact finish time."""
+"""Car physics invariants: walls, top speed, gears, braking, grip, slopes, exact finish time."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from trackrl.config import EnvironmentConfig
 from trackrl.sim.actions import ACTION_NAMES
-from trackrl.sim.car import DEFAULT_CAR, CarParams
+from trackrl.sim.car import DEFAULT_CAR, S_GEAR, S_SHIFT_TICKS_LEFT, CarParams, engine_rpm
 from trackrl.sim.env import VecRaceEnv
 from trackrl.sim.observation import float_input_layout
 from trackrl.sim.track import Track, load_track
@@ -90,22 +90,119 @@ def test_random_driving_stays_inside_the_road_on_a_curvy_track() -> None:
     assert distance.max() > track.road_width_m / 2 - DEFAULT_CAR.car_half_width_m - 0.1  # walls were hit
 
 
-def terminal_speed_mps(car: CarParams) -> float:
-    """Solve A0 (1 − v / v_cut) = c v² + r for v (engine force = resistance)."""
-    a = car.drag_per_m
-    b = car.engine_accel_at_standstill_mps2 / car.engine_cutoff_speed_mps
-    c = car.rolling_resistance_mps2 - car.engine_accel_at_standstill_mps2
-    return (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
+def flat_top_speed_mps(car: CarParams) -> float:
+    """Solve A0 (1 − v² / v_rev²) = c v² + r for v (drive = resistance on flat ground), from the constants alone."""
+    a0, v_rev = car.drive_accel_standstill_mps2, car.gear_5_rev_limit_speed_mps
+    return float(np.sqrt((a0 - car.rolling_resistance_mps2) / (car.drag_per_m + a0 / v_rev**2)))
 
 
 def test_top_speed_is_reached_and_bounded() -> None:
-    env = VecRaceEnv(straight_track(4000.0), 1, env_config=LONG_RACE, render_images=False)
-    speeds = np.array([env.step(np.array([ACCEL])).speed_mps[0] for _ in range(1600)])  # 80 s of throttle
-    v_terminal = terminal_speed_mps(DEFAULT_CAR)
-    assert 78.0 < v_terminal < 82.0  # "up to about 80 m/s"
-    assert np.all(np.diff(speeds) >= -1e-12)  # accelerates monotonically on flat ground
+    env = VecRaceEnv(straight_track(12000.0), 1, env_config=LONG_RACE, render_images=False)
+    speeds = np.array([env.step(np.array([ACCEL])).speed_mps[0] for _ in range(1400)])  # 70 s of throttle
+    assert not env._finished[0]
+    v_terminal = flat_top_speed_mps(DEFAULT_CAR)
+    # The game's range: above the last shift (342 km/h), below 5th gear's rev limit and the game's ~1000 km/h cap.
+    assert 342 / 3.6 < v_terminal < DEFAULT_CAR.gear_5_rev_limit_speed_mps
+    assert np.all(np.diff(speeds) >= -0.05)  # flat ground: speed only dips (drag) during the 0.1 s shifts
     assert speeds.max() <= v_terminal + 1e-6
-    assert speeds[-1] > v_terminal - 1.0
+    assert speeds[-1] > v_terminal - 1.5
+
+
+def tick_trace(car: CarParams, ticks: int, action: int = 0, start_speed_mps: float = 0.0) -> tuple:
+    """One 10 ms tick per step on a long flat straight: (forward speed, gear, shift ticks left) after each tick."""
+    config = EnvironmentConfig(tm_engine_step_per_action=1, cutoff_rollout_if_no_vcp_passed_within_duration_ms=300_000)
+    env = VecRaceEnv(straight_track(9000.0), 1, env_config=config, render_images=False, car_params=car)
+    env.set_car_state(0, (1.0, 0.0), 0.0, (start_speed_mps, 0.0))
+    speed, gear, left = [env.velocities_mps[0, 0]], [env._state[0, S_GEAR]], [env._state[0, S_SHIFT_TICKS_LEFT]]
+    for _ in range(ticks):
+        env.step(np.array([action]))
+        speed.append(env.velocities_mps[0, 0])
+        gear.append(env._state[0, S_GEAR])
+        left.append(env._state[0, S_SHIFT_TICKS_LEFT])
+    return np.array(speed), np.array(gear).astype(int), np.array(left)
+
+
+def first_time_at_s(speed_mps: np.ndarray, target_mps: float) -> float:
+    return float(np.argmax(speed_mps >= target_mps)) * 0.01
+
+
+def envelope_time_to_speed_s(car: CarParams, target_mps: float, shifts_before: int = 0) -> float:
+    """dv/dt = A0 (1 − v² / v_rev²) − c v² − r integrated with RK4, plus the shift pauses: the car keeps no drive
+    for shift_duration_s at each gear top below the target (drag only there)."""
+    a0, v_rev = car.drive_accel_standstill_mps2, car.gear_5_rev_limit_speed_mps
+
+    def accel(v: float) -> float:
+        return a0 * (1 - (v / v_rev) ** 2) - car.drag_per_m * v * v - car.rolling_resistance_mps2
+
+    v, t, dt = 0.0, 0.0, 1e-4
+    tops = list(car.gear_top_speeds_mps()[:shifts_before])
+    while v < target_mps:
+        if tops and v >= tops[0]:
+            tops.pop(0)
+            for _ in range(round(car.shift_duration_s / dt)):  # coasting: drag and rolling only
+                v -= (car.drag_per_m * v * v + car.rolling_resistance_mps2) * dt
+            t += car.shift_duration_s
+        k1 = accel(v)
+        k2 = accel(v + dt * k1 / 2)
+        k3 = accel(v + dt * k2 / 2)
+        k4 = accel(v + dt * k3)
+        v += dt * (k1 + 2 * k2 + 2 * k3 + k4) / 6
+        t += dt
+    return t
+
+
+def test_zero_to_100_kmh_and_to_300_kmh_match_the_drive_curve_and_shift_pauses() -> None:
+    speed, _, _ = tick_trace(DEFAULT_CAR, 1200)
+    # 0-100 km/h: no shift yet; the simulator's first tick at or above 100 km/h, within one tick of the ODE.
+    t_100 = envelope_time_to_speed_s(DEFAULT_CAR, 100 / 3.6)
+    assert first_time_at_s(speed, 100 / 3.6) == pytest.approx(t_100, abs=0.011)
+    assert 2.0 < first_time_at_s(speed, 100 / 3.6) < 3.0
+    # 0-300 km/h crosses three shifts (100, 162, 235 km/h), each a 0.1 s pause.
+    t_300 = envelope_time_to_speed_s(DEFAULT_CAR, 300 / 3.6, shifts_before=3)
+    assert first_time_at_s(speed, 300 / 3.6) == pytest.approx(t_300, abs=0.03)
+
+
+def test_gears_shift_up_at_the_constants_with_a_loss_of_drive() -> None:
+    car = DEFAULT_CAR
+    speed, gear, left = tick_trace(car, 1500)  # 15 s: all five gears
+    ups = np.flatnonzero(np.diff(gear) != 0) + 1
+    assert gear[0] == 1 and gear[ups].tolist() == [2, 3, 4, 5]  # only upshifts, one gear at a time
+    for tick, top in zip(ups, car.gear_top_speeds_mps()[:4], strict=True):
+        # The shift happens on the first tick whose forward speed reaches the gear's top speed (the tick's speed
+        # before its own force is applied: the previous tick's end speed).
+        assert speed[tick - 1] >= top > speed[tick - 2]
+        # Loss of drive: for shift_duration_s (the shift tick and the next ones) the car only coasts (drag +
+        # rolling resistance), then drives again.
+        pause = speed[tick - 1 : tick + car.shift_ticks]
+        coast = (car.drag_per_m * pause[:-1] ** 2 + car.rolling_resistance_mps2) * 0.01
+        np.testing.assert_allclose(np.diff(pause), -coast, rtol=1e-6, atol=1e-9)
+        assert left[tick] == car.shift_ticks and np.all(left[tick + car.shift_ticks :][:5] == 0)
+        assert speed[tick + car.shift_ticks] > speed[tick + car.shift_ticks - 1]  # driving again
+    assert np.all(gear[ups[-1] :] == 5)
+
+
+def test_gears_shift_down_when_braking_and_rpm_follows_speed_and_gear() -> None:
+    car = DEFAULT_CAR
+    params = car.as_array()
+    speed, gear, _ = tick_trace(car, 1000, action=BRAKE, start_speed_mps=400 / 3.6)
+    assert gear[0] == 5 and gear[-1] == 1 and np.all(np.diff(gear) <= 0)
+    for g in (2, 3, 4, 5):  # down below 90 % of the lower gear's top speed (no hunting during a shift's dip)
+        tick = int(np.argmax(gear < g))
+        assert speed[tick - 1] < car.downshift_fraction * car.gear_top_speeds_mps()[g - 2] <= speed[tick - 2]
+    tops = car.gear_top_speeds_mps()
+    for g in range(1, 6):
+        assert engine_rpm(tops[g - 1], g, params) == pytest.approx(car.max_rpm)  # the red line at the shift
+        assert engine_rpm(tops[g - 1] / 2, g, params) == pytest.approx(car.max_rpm / 2)  # a fixed ratio per gear
+    # After an upshift the rpm falls by the ratio of the two gears' top speeds (100 -> 162 km/h: to 61.7 %).
+    assert engine_rpm(tops[0], 2, params) == pytest.approx(car.max_rpm * 100 / 162)
+    assert engine_rpm(0.0, 1, params) == 0.0
+
+
+def test_car_params_refuse_gears_out_of_order() -> None:
+    with pytest.raises(ValueError, match="gear top speeds must increase"):
+        CarParams(gear_2_top_speed_mps=20.0)  # below 1st gear's 27.8 m/s
+    with pytest.raises(ValueError, match="drive at standstill must be positive"):
+        CarParams(drive_accel_standstill_mps2=0.0)
 
 
 def braking_distance_m(speed_mps: float) -> float:

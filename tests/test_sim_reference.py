@@ -21,16 +21,10 @@ from trackrl.sim.track import Track, load_track, resample_centerline
 LONG_RACE = EnvironmentConfig(cutoff_rollout_if_no_vcp_passed_within_duration_ms=300_000)
 
 
-def terminal_speed_mps() -> float:
-    car = DEFAULT_CAR
-    a, b = car.drag_per_m, car.engine_accel_at_standstill_mps2 / car.engine_cutoff_speed_mps
-    c = car.rolling_resistance_mps2 - car.engine_accel_at_standstill_mps2
-    return (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
-
-
 def test_reference_on_a_straight_matches_full_throttle_in_the_sim() -> None:
     # On a straight, full throttle is the optimal driving: the reference must be at most the simulated time
-    # (which is rounded up to the 10 ms tick) and within the discretisation error of it.
+    # (which is rounded up to the 10 ms tick) and within the discretisation error of it, plus the gearbox's pauses
+    # that the heuristic does not model: at most one shift duration per upshift crossed.
     x = np.linspace(0.0, 600.0, 1201)
     track = Track("straight", np.stack([x, np.zeros_like(x), np.zeros_like(x)], axis=1), 16.0)
     env = VecRaceEnv(track, 1, env_config=LONG_RACE, render_images=False)
@@ -39,7 +33,10 @@ def test_reference_on_a_straight_matches_full_throttle_in_the_sim() -> None:
         if result.terminated[0]:
             break
     reference = reference_lap(track)
-    assert reference.race_time_ms <= result.race_time_ms[0] < reference.race_time_ms * 1.01
+    upshifts = int(np.sum(DEFAULT_CAR.gear_top_speeds_mps()[:4] <= result.speed_mps[0]))
+    shift_pauses_ms = upshifts * DEFAULT_CAR.shift_duration_s * 1000
+    assert upshifts >= 3
+    assert reference.race_time_ms <= result.race_time_ms[0] < reference.race_time_ms * 1.01 + shift_pauses_ms
     np.testing.assert_allclose(reference.line_m[:, 2], 0.0, atol=1e-6)  # the straight line is optimal
 
 

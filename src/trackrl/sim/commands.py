@@ -35,6 +35,8 @@ def track_summary(track: Track) -> dict[str, float | int | str | None]:
         "achieved_ms": reference.achieved_ms,
         "gap": reference.gap,
         "optimal_top_speed_mps": float(max(reference.line_speed_mps)),
+        "optimal_upshifts": reference.upshifts,  # each charged a loss of drive inside optimal_ms (optimal.py)
+        "optimal_shift_penalty_ms": round(1000 * reference.shift_penalty_s, 1),
         "solve_seconds": reference.solve_seconds,
     }
 

@@ -23,12 +23,31 @@ import numpy as np
 from trackrl.config import EnvironmentConfig, RewardsConfig
 from trackrl.sim.actions import ACTIONS, N_ACTIONS
 from trackrl.sim.camera import CameraParams, TrackTexture, build_track_texture, camera_rays, render_images
-from trackrl.sim.car import DEFAULT_CAR, TICK_MS, CarParams, simulate_ticks, track_arrays
+from trackrl.sim.car import (
+    DEFAULT_CAR,
+    N_STATE,
+    S_GEAR,
+    S_HEADING,
+    S_HEIGHT,
+    S_PROGRESS,
+    S_VX,
+    S_VZ,
+    S_X,
+    S_YAW_RATE,
+    S_Z,
+    TICK_MS,
+    CarParams,
+    gear_for_speed,
+    simulate_ticks,
+    track_arrays,
+)
 from trackrl.sim.observation import float_input_dim, padded_zone_centers, write_float_inputs
 from trackrl.sim.track import Track
 
 PROGRESS_POINT_SPACING_M = 0.5  # Linesight's centre-line points: reaching a new one restarts the no-progress timer
-STATE_X, STATE_Z, STATE_HEADING, STATE_VX, STATE_VZ, STATE_YAW_RATE, STATE_PROGRESS, STATE_HEIGHT = range(8)
+# The car state's columns (car.py owns them; S_GEAR and S_SHIFT_TICKS_LEFT follow these).
+STATE_X, STATE_Z, STATE_HEADING, STATE_VX, STATE_VZ = S_X, S_Z, S_HEADING, S_VX, S_VZ
+STATE_YAW_RATE, STATE_PROGRESS, STATE_HEIGHT = S_YAW_RATE, S_PROGRESS, S_HEIGHT
 
 
 @functools.lru_cache(maxsize=8)
@@ -108,7 +127,7 @@ class VecRaceEnv:
             self._rays = camera_rays(image_size_px, camera if camera is not None else CameraParams())
 
         b = num_cars
-        self._state = np.zeros((b, 8))
+        self._state = np.zeros((b, N_STATE))
         self._segment = np.zeros(b, dtype=np.int64)
         self._tick = np.zeros(b, dtype=np.int64)
         self._finished = np.zeros(b, dtype=bool)
@@ -160,6 +179,7 @@ class VecRaceEnv:
         self._state[rows, STATE_VX] = speed_mps * g.tangent_x[segment]
         self._state[rows, STATE_VZ] = speed_mps * g.tangent_z[segment]
         self._state[rows, STATE_PROGRESS] = progress_m
+        self._state[rows, S_GEAR] = [gear_for_speed(v, self._params) for v in speed_mps]
         for array in (self._tick, self._race_time_ms, self._last_progress_tick):
             array[rows] = 0
         self._segment[rows] = segment
@@ -244,6 +264,9 @@ class VecRaceEnv:
             x_m, z_m, heading_rad, velocity_xz_mps[0], velocity_xz_mps[1], 0.0,
             g.distance_m[segment] + t * (g.distance_m[segment + 1] - g.distance_m[segment]),
             g.y_m[segment] + t * (g.y_m[segment + 1] - g.y_m[segment]),
+            gear_for_speed(velocity_xz_mps[0] * np.cos(heading_rad) + velocity_xz_mps[1] * np.sin(heading_rad),
+                           self._params),
+            0.0,
         ]  # fmt: skip
         self._zones_passed[car_index] = int(self._state[car_index, STATE_PROGRESS] // self.env_config.zone_spacing_m)
         self._furthest_point[car_index] = int(self._state[car_index, STATE_PROGRESS] // PROGRESS_POINT_SPACING_M)

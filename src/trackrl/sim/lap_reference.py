@@ -21,7 +21,7 @@ from trackrl.atomic import atomic_write_json
 from trackrl.sim.car import DEFAULT_CAR, CarParams
 from trackrl.sim.track import Track
 
-SOLVER_VERSION = 2  # bump when optimal.py or achieved.py change what they compute
+SOLVER_VERSION = 4  # bump when optimal.py or achieved.py change what they compute
 CACHE_DIR_ENV = "TRACKRL_CACHE_DIR"
 
 
@@ -38,6 +38,8 @@ class LapReference:
     line_speed_mps: list[float]
     line_heading_error_rad: list[float]  # ξ: heading of the velocity against the centre line
     line_xyz_m: list[list[float]]  # the optimal line in world coordinates
+    shift_penalty_s: float = 0.0  # part of optimal_ms: the upshifts' loss of drive (optimal.py)
+    upshifts: int = 0  # upshifts along the optimal speed profile
 
     @property
     def gap(self) -> float | None:
@@ -107,6 +109,8 @@ def compute_lap_reference(track: Track, car: CarParams = DEFAULT_CAR) -> LapRefe
         line_speed_mps=lap.speed_mps.tolist(),
         line_heading_error_rad=lap.heading_error_rad.tolist(),
         line_xyz_m=lap.line_xyz_m(centreline_geometry(track, car)).tolist(),
+        shift_penalty_s=lap.shift_penalty_s,
+        upshifts=lap.upshifts,
     )
 
 

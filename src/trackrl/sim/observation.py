@@ -28,7 +28,7 @@ import numba
 import numpy as np
 
 from trackrl.config import EnvironmentConfig
-from trackrl.sim.car import DEFAULT_CAR, TICK_S, CarParams
+from trackrl.sim.car import DEFAULT_CAR, TICK_S, CarParams, drive_envelope_mps2
 from trackrl.sim.track import MAX_SLOPE
 
 MINI_RACE_TIME_MEAN_ACTIONS = 70.0
@@ -78,13 +78,15 @@ CAR_FRAME_AXES = ("x_left", "y_up", "z_forward")
 def terminal_speed_mps(car: CarParams = DEFAULT_CAR) -> float:
     """Highest speed the car can reach: where drag + rolling resistance = engine + the steepest gravity pull.
 
-    Gravity along a slope θ adds g · sin θ · cos θ ≤ g / 2; the engine force A0 · max(0, 1 − v / v_cut) falls with v,
-    so the net forward acceleration falls strictly with v and the root is found by bisection.
+    Gravity along a slope θ adds g · sin θ · cos θ ≤ g / 2; the drive (car.drive_envelope_mps2, the most any gear
+    gives; zero past 5th gear's rev limit) falls with v, so the net forward acceleration falls strictly with v and
+    the root is found by bisection.
     """
+    params = car.as_array()
 
     def net_accel_mps2(v: float) -> float:
-        engine = car.engine_accel_at_standstill_mps2 * max(0.0, 1.0 - v / car.engine_cutoff_speed_mps)
-        return engine + car.gravity_mps2 / 2 - car.drag_per_m * v * v - car.rolling_resistance_mps2
+        drive = drive_envelope_mps2(v, params)
+        return drive + car.gravity_mps2 / 2 - car.drag_per_m * v * v - car.rolling_resistance_mps2
 
     low, high = 0.0, 1.0
     while net_accel_mps2(high) > 0:

@@ -8,12 +8,21 @@ curvature κ and tyre force per mass along the car a. With κ_c the centre line'
     ṡ = v cos ξ / (1 − n κ_c),   ṅ = v sin ξ,   ξ̇ = v κ − κ_c ṡ,
     v̇ = a − c v² − r − g sin θ cos θ cos ξ
 
-and the constraints of car.py: a ≤ a_engine(v), a ≥ −B, a² + (v² κ)² ≤ (μ g cos θ)² (friction circle),
+and the constraints of car.py: a ≤ a_drive(v) = A0 (1 − (v / v_rev)²) (the drive envelope over the gears), a ≥ −B,
+a² + (v² κ)² ≤ (μ g cos θ)² (friction circle),
 |κ| ≤ κ_max(v) (steering limit), |n| ≤ width / 2 − car half width (walls), standing start n = ξ = v = 0 at s = 0;
 minimise the time to s = S (the finish plane). Direct collocation: trapezoidal in time on a uniform mesh in s
 (one time step Δt_k per interval, so the standing start with v = 0 needs no 1/v), solved by IPOPT through CasADi.
 Mesh refinement halves Δs until the lap time changes by < 0.1 %; the coarse mesh is solved from several initial
 lines (blends of the minimum-curvature and shortest-path lines) and the fastest solution seeds the refinements.
+
+Gear shifts: the simulator's automatic gearbox gives no drive for `shift_duration_s` after each upshift, a discrete
+event the NLP does not contain (its drive is the envelope, available at every speed). Each upshift on the solution's
+speed profile is charged afterwards a known time penalty, to first order in the shift duration τ: on a stretch where
+the car accelerates from the shift speed u to a peak v_peak before braking, the pause delays its speed-distance
+curve by u · τ metres, which costs τ · (1 − u / v_peak) seconds. `optimal_ms` is the NLP's time plus these
+penalties; the NLP's line and speeds are not re-optimised for them (an optimum that avoids a shift could be up to
+that penalty faster; a penalty is largest, τ, for a shift long before the peak, where avoiding it is not possible).
 
 This is the optimum of a model: a point mass whose velocity follows the heading while within the friction circle.
 The simulator's car also slides, scrubs walls and steers in 50 ms bang-bang steps, so its best lap can differ
@@ -28,7 +37,7 @@ from dataclasses import dataclass, field
 import casadi
 import numpy as np
 
-from trackrl.sim.car import DEFAULT_CAR, CarParams
+from trackrl.sim.car import DEFAULT_CAR, CarParams, drive_envelope_mps2
 from trackrl.sim.reference import minimum_curvature_offsets, shortest_path_offsets, speed_profile
 from trackrl.sim.track import Track
 
@@ -37,7 +46,8 @@ FINEST_MESH_M = 1.0
 MESH_TOLERANCE = 1e-3  # refine until the lap time changes by less than 0.1 %
 IPOPT_TOLERANCE = 1e-8
 CURVATURE_WINDOW_M = 1.0  # centre-line curvature κ_c from the heading change over ± this
-INITIAL_LINE_MAX_ITERATIONS = 400  # an initial line IPOPT cannot bring to an optimum by then is dropped
+INITIAL_LINE_MAX_ITERATIONS = 400  # an initial line IPOPT cannot bring to an optimum by then is dropped...
+PATIENT_MAX_ITERATIONS = 3000  # ...unless every line needs more (technical with the geared car: ~1000 iterations)
 # Initial lines: blends (1 − λ) · minimum curvature + λ · shortest path (the minimum-time line lies between them,
 # Braghin et al. 2008). The centre line itself is a poor start: IPOPT needs thousands of iterations from it.
 INITIAL_LINES = {"minimum_curvature": 0.0, "blend_1/3_shortest_path": 1 / 3, "blend_2/3_shortest_path": 2 / 3}
@@ -107,7 +117,7 @@ def centreline_geometry(track: Track, car: CarParams = DEFAULT_CAR) -> Centrelin
 class OptimalLap:
     """The solution on its final mesh: every array is per mesh node (planar s from 0 to the finish)."""
 
-    lap_time_s: float
+    lap_time_s: float  # the NLP's time (drive envelope, no shift loss)
     s_m: np.ndarray
     offset_m: np.ndarray  # n
     heading_error_rad: np.ndarray  # ξ
@@ -118,10 +128,12 @@ class OptimalLap:
     mesh_history: list[tuple[float, float]] = field(default_factory=list)  # (Δs m, lap time s) per refinement
     initial_line_times_s: dict[str, float] = field(default_factory=dict)  # coarse-mesh time from each initial line
     solve_seconds: float = 0.0
+    shift_penalty_s: float = 0.0  # the upshifts' loss of drive along the speed profile (module docstring)
+    upshifts: int = 0
 
     @property
     def optimal_ms(self) -> int:
-        return int(np.floor(self.lap_time_s * 1000))
+        return int(np.floor((self.lap_time_s + self.shift_penalty_s) * 1000))
 
     def line_xyz_m(self, geometry: CentrelineGeometry) -> np.ndarray:
         """(K, 3) the line in world coordinates (x, y up, z)."""
@@ -130,9 +142,22 @@ class OptimalLap:
                          at["z"] + self.offset_m * np.cos(at["heading"])], axis=1)  # fmt: skip
 
 
-def engine_accel_symbolic(speed_mps: casadi.MX, car: CarParams) -> casadi.MX:
-    """car.engine_accel_mps2 for v ≥ 0 (the car's top speed stays below v_cut: drag wins first)."""
-    return car.engine_accel_at_standstill_mps2 * (1 - speed_mps / car.engine_cutoff_speed_mps)
+def shift_penalty_s(speed_mps: np.ndarray, car: CarParams) -> tuple[float, int]:
+    """The upshifts' time cost along a speed profile (module docstring) and their number, with car.py's gearbox:
+    up at a gear's top speed, down below downshift_fraction of the lower gear's top speed."""
+    tops = car.gear_top_speeds_mps()
+    penalty, upshifts, gear = 0.0, 0, 1
+    for k, v in enumerate(speed_mps):
+        while gear < len(tops) and v >= tops[gear - 1]:
+            shift_speed = tops[gear - 1]
+            below = np.flatnonzero(speed_mps[k:] < shift_speed)
+            peak = speed_mps[k : k + below[0]] if below.size else speed_mps[k:]
+            penalty += car.shift_duration_s * (1 - shift_speed / float(peak.max()))
+            upshifts += 1
+            gear += 1
+        while gear > 1 and v < car.downshift_fraction * tops[gear - 2]:
+            gear -= 1
+    return penalty, upshifts
 
 
 def solve_optimal_lap(track: Track, car: CarParams = DEFAULT_CAR) -> OptimalLap:
@@ -147,15 +172,26 @@ def solve_optimal_lap(track: Track, car: CarParams = DEFAULT_CAR) -> OptimalLap:
             candidates[name] = solve_on_mesh(geometry, coarse_s, guess, car, max_iterations=INITIAL_LINE_MAX_ITERATIONS)
         except OptimalControlError:
             continue
+    for name in INITIAL_LINES if not candidates else ():  # the first line that converges with more patience
+        try:
+            guess = initial_guess(geometry, coarse_s, name, car)
+            candidates[name] = solve_on_mesh(geometry, coarse_s, guess, car, max_iterations=PATIENT_MAX_ITERATIONS)
+            break
+        except OptimalControlError:
+            continue
     if not candidates:
         raise OptimalControlError(f"track {track.name}: IPOPT failed from every initial line {INITIAL_LINES}")
-    best = min(candidates.values(), key=lambda lap: lap.lap_time_s)
+    best_line = min(candidates, key=lambda name: candidates[name].lap_time_s)
+    best = candidates[best_line]
     history = [(COARSE_MESH_M, best.lap_time_s)]
     mesh_m = COARSE_MESH_M
     while mesh_m > FINEST_MESH_M:
         mesh_m /= 2
         fine_s = uniform_mesh(geometry.length_m, mesh_m)
-        refined = solve_on_mesh(geometry, fine_s, interpolate_solution(best, fine_s), car)
+        try:
+            refined = solve_on_mesh(geometry, fine_s, interpolate_solution(best, fine_s), car)
+        except OptimalControlError:  # seen on straights: IPOPT stalls from the resampled solution, not afresh
+            refined = solve_on_mesh(geometry, fine_s, initial_guess(geometry, fine_s, best_line, car), car)
         history.append((mesh_m, refined.lap_time_s))
         change = abs(refined.lap_time_s - best.lap_time_s) / best.lap_time_s
         best = refined
@@ -163,6 +199,7 @@ def solve_optimal_lap(track: Track, car: CarParams = DEFAULT_CAR) -> OptimalLap:
             break
     best.mesh_history = history
     best.initial_line_times_s = {name: lap.lap_time_s for name, lap in candidates.items()}
+    best.shift_penalty_s, best.upshifts = shift_penalty_s(best.speed_mps, car)
     best.solve_seconds = time.perf_counter() - started
     return best
 
@@ -195,6 +232,9 @@ def initial_guess(geometry: CentrelineGeometry, s_m: np.ndarray, line: str, car:
     path_length = np.linalg.norm(np.diff(line_xz, axis=0), axis=1)
     curvature = np.gradient(line_heading) / np.maximum(np.concatenate([path_length, path_length[-1:]]), 1e-6)
     accel = np.gradient(speed) / np.maximum(np.concatenate([dt, dt[-1:]]), 1e-3)
+    # Within the drive and brake limits: IPOPT's restoration phase can stall from a guess far outside them.
+    params = car.as_array()
+    accel = np.clip(accel, -car.brake_decel_mps2, [drive_envelope_mps2(float(v), params) for v in speed])
     return {"n": offset, "xi": heading_error, "v": speed, "kappa": curvature, "a": accel, "dt": dt}
 
 
@@ -253,7 +293,9 @@ def solve_on_mesh(
     opti.subject_to(v[1:] - v[:-1] == trapezoid(v_dot))
     grip = car.grip_coefficient * car.gravity_mps2 * casadi.DM(at["cos_slope"])
     opti.subject_to(a**2 + (v**2 * kappa) ** 2 <= grip**2)  # friction circle
-    opti.subject_to(a <= engine_accel_symbolic(v, car))
+    # car.drive_envelope_mps2, exact up to 5th gear's rev limit (beyond it, faster than the flat top speed, this
+    # asks for braking where the simulator coasts: more conservative).
+    opti.subject_to(a <= car.drive_accel_standstill_mps2 * (1 - (v / car.gear_5_rev_limit_speed_mps) ** 2))
     opti.subject_to(a >= -car.brake_decel_mps2)
     steer_limit = kappa * (1 + (v / car.steer_reference_speed_mps) ** 2)  # |κ| ≤ κ0 / (1 + (v / v_ref)²)
     opti.subject_to(opti.bounded(-car.max_steer_curvature_per_m, steer_limit, car.max_steer_curvature_per_m))

@@ -9,7 +9,8 @@
 2. Speed profile on that line (quasi-steady-state lap simulation), with the SAME formulas and parameters as
    car.py: v ≤ sqrt(μ g cos θ / κ) (friction circle, all grip used laterally) and the steering limit
    κ ≤ κ_max(v); a forward pass from standstill with the engine and the grip left over by the turn
-   (a = min(a_engine(v), sqrt((μ g cos θ)² − (v² κ)²)) − drag − rolling − g sin θ cos θ), and a backward pass
+   (a = min(a_drive(v), sqrt((μ g cos θ)² − (v² κ)²)) − drag − rolling − g sin θ cos θ; a_drive: the envelope
+   over the gears, no shift loss), and a backward pass
    with the brakes (same friction circle; drag, rolling resistance and gravity help).
 3. Time to the finish plane: Σ 2 ds / (v_i + v_{i+1}), rounded down to the millisecond.
 """
@@ -25,7 +26,7 @@ import numpy as np
 from trackrl.sim.car import (
     DEFAULT_CAR,
     CarParams,
-    engine_accel_mps2,
+    drive_envelope_mps2,
     max_steer_curvature_per_m,
     resistance_mps2,
 )
@@ -268,7 +269,7 @@ def speed_profile(line_xz: np.ndarray, cos_slope: np.ndarray, sin_slope: np.ndar
     for i in range(m - 1):  # forward: engine, limited by the grip left after cornering
         v = speed[i]
         lateral = v * v * curvature[i]
-        tyre = min(engine_accel_mps2(v, params), np.sqrt(max(grip[i] ** 2 - lateral**2, 0.0)))
+        tyre = min(drive_envelope_mps2(v, params), np.sqrt(max(grip[i] ** 2 - lateral**2, 0.0)))
         accel = tyre - resistance_mps2(v, params) + gravity_along[i]
         speed[i + 1] = min(np.sqrt(max(v * v + 2 * ds_m[i] * accel, 0.0)), v_corner[i + 1])
     for i in range(m - 2, -1, -1):  # backward: the car must be able to brake down to the next point's speed
