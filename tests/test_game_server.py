@@ -25,7 +25,7 @@ from trackrl.game.blob import parse_state, rotation_to_quaternion
 from trackrl.game.client import CheckpointCountChanged, Connected, FrameReady, RunStep, TMIClient
 from trackrl.game.protocol import GameConnectionError
 from trackrl.game.server import PluginServer
-from trackrl.game.simulated_game import COUNTDOWN_MS, FALLBACK_GEAR, FALLBACK_RPM, SimulatedGame
+from trackrl.game.simulated_game import COUNTDOWN_MS, SimulatedGame
 from trackrl.sim.actions import ACTIONS
 from trackrl.sim.drivers import follow_centerline_actions
 from trackrl.sim.env import VecRaceEnv
@@ -193,9 +193,14 @@ def test_blob_read_with_plain_struct_holds_the_simulators_values(served: ServerT
     m = struct.unpack_from("<i", blob, 8352 + 4 * n)[0]
     assert n == m == 4 and len(blob) == 8356 + 4 * n + 8 * m
     assert struct.unpack_from("<i", blob, 8356 + 4 * n)[0] == -1  # no checkpoint yet at 3 s
-    # Gear and rpm (engine at 1648 + 1436): the documented fallback until the car model has a gearbox.
-    gear_and_rpm = (struct.unpack_from("<i", blob, 3128)[0], struct.unpack_from("<f", blob, 3112)[0])
-    assert gear_and_rpm == (FALLBACK_GEAR, FALLBACK_RPM) == (1, 0.0)
+    # Gear and rpm (engine at 1648 + 1436): the simulator's gearbox, rpm = max_rpm * speed / the gear's top speed.
+    gear, rpm = struct.unpack_from("<i", blob, 3128)[0], struct.unpack_from("<f", blob, 3112)[0]
+    car = env.car_params
+    speed_mps = float(np.hypot(vx, vz))
+    top_speeds_mps = car.gear_top_speeds_mps()
+    # Accelerating from standstill: up one gear per top speed passed; the engine turns.
+    assert gear == 1 + int(np.sum(top_speeds_mps[:-1] <= speed_mps)) and rpm > 0
+    assert rpm == pytest.approx(car.max_rpm * speed_mps / top_speeds_mps[gear - 1], rel=1e-5)
 
 
 def test_a_client_that_stops_echoing_is_dropped_after_the_timeout_and_the_next_is_served(served: ServerThread) -> None:

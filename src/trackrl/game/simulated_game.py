@@ -11,7 +11,7 @@ What maps to what:
   without that payload (e.g. one from the real game) is refused with a clear error. The checkpoint times of the
   blob are honoured, so Linesight's "last checkpoint time = -1" trick un-finishes a finished race.
 - the car body stays level (the simulator has no pitch or roll), all four wheels share its sliding flag and
-  touch the ground; gear and rpm come from `gear_and_rpm` (gear 1 and 0 rpm until the car model has gears),
+  touch the ground; gear and rpm come from `gear_and_rpm` (the simulator's gearbox, sim/car.py),
   the gearbox state is 0.
 - inputs: left + right together cancel (the simulator steers right - left); an input set at tick t applies from
   tick t + 10 ms on, like the simulator's action steps.
@@ -44,7 +44,7 @@ from trackrl.game.blob import (
 )
 from trackrl.sim.actions import ACTIONS
 from trackrl.sim.camera import CameraRays, TrackTexture, build_track_texture, camera_rays, render_images
-from trackrl.sim.car import TICK_MS
+from trackrl.sim.car import S_VX, S_VZ, TICK_MS, engine_rpm, gear_of_state
 from trackrl.sim.env import (
     STATE_HEADING,
     STATE_HEIGHT,
@@ -65,7 +65,7 @@ ROAD_MATERIAL_ID = 16  # Asphalt (physics group 0)
 MAX_METRES_PER_TICK = 3.0  # 300 m/s (drag caps the car below 200 m/s even downhill): a chunk that starts further
 # than this x ticks before a checkpoint cannot cross it
 BLOB_FLAGS = HAS_TIMERS | HAS_DYNA | HAS_SCENE_MOBIL | HAS_SIMULATION_WHEELS | HAS_PLAYER_INFO
-FALLBACK_GEAR, FALLBACK_RPM = 1, 0.0  # written while the car model has no gearbox (see gear_and_rpm)
+START_GEAR, START_RPM = 1, 0.0  # standing at the start line: first gear, engine at rest
 _MAGIC = b"trackrl-sim-v1\x00\x00"
 _HEADER = struct.Struct("<16sIiiBB4BI")  # magic, track id, race time, tick time, finished, prevented, inputs, n
 
@@ -117,6 +117,13 @@ class SimulatedGame:
         self.inputs = (False, False, False, False)  # left, right, accelerate, brake
         self._action[0] = self._action_of_keys[(False, False, False, False)]
         self.input_events: list[tuple[int, str, bool]] = []
+        self._reset_sliding_latch(False)
+
+    def _reset_sliding_latch(self, sliding: bool) -> None:
+        # The blob's sliding flag covers every tick since the last run step, as the simulator's own flag covers every
+        # tick of its action: a step split at a checkpoint crossing keeps the flag of its first part.
+        self._sliding_latched = sliding
+        self._latch_open = False
 
     def set_inputs(self, left: bool, right: bool, accelerate: bool, brake: bool) -> None:
         new = (left, right, accelerate, brake)
@@ -172,6 +179,13 @@ class SimulatedGame:
         if self.finished:
             self.tick_time_ms += max_ticks * TICK_MS
             return max_ticks, False
+        if not self._latch_open:
+            self._sliding_latched = False
+        ticks, crossed = self._advance_car(max_ticks)
+        self._latch_open = ticks < max_ticks  # stopped at a crossing inside the action: its next ticks follow
+        return ticks, crossed
+
+    def _advance_car(self, max_ticks: int) -> tuple[int, bool]:
         next_cp = self.checkpoints_passed
         cp_distance_m = self.checkpoint_distances_m[next_cp] if next_cp < self.n_checkpoints else np.inf
         self._switch_env(max_ticks)
@@ -179,12 +193,13 @@ class SimulatedGame:
             result = self._step()  # the crossing is out of reach in this chunk
             return max_ticks, self._record_crossing(result, cp_distance_m)
         # Near a checkpoint: run the chunk, and only if it crossed, go back and find the crossing's tick.
-        before = self._env.snapshot_car(0), self.race_time_ms
+        before = self._env.snapshot_car(0), self.race_time_ms, self._sliding_latched
         result = self._step()
         if not self._crossed(result, cp_distance_m):
             return max_ticks, False
         self._env.restore_car(0, before[0])
         self.race_time_ms = self.tick_time_ms = before[1]
+        self._sliding_latched = before[2]
         return self._advance_tick_by_tick(max_ticks, cp_distance_m)
 
     def _advance_tick_by_tick(self, max_ticks: int, cp_distance_m: float) -> tuple[int, bool]:
@@ -197,6 +212,7 @@ class SimulatedGame:
     def _step(self) -> StepResult:
         result = self._env.step(self._action)
         self.race_time_ms = self.tick_time_ms = int(result.race_time_ms[0])
+        self._sliding_latched |= bool(self._env.sliding[0])
         return result
 
     @staticmethod
@@ -232,8 +248,8 @@ class SimulatedGame:
                 contact_material_id=np.full(4, ROAD_MATERIAL_ID, dtype=np.int32),
                 is_sliding=np.zeros(4, dtype=bool),
             ),
-            gear=FALLBACK_GEAR,
-            actual_rpm=FALLBACK_RPM,
+            gear=START_GEAR,
+            actual_rpm=START_RPM,
             gearbox_state=0,
             is_freewheeling=False,
             cp_states=np.zeros(n, dtype=bool),
@@ -281,9 +297,11 @@ class SimulatedGame:
         return (*quaternion, *rotation, x, y, z, vx, vy, vz, 0.0, 0.0, 0.0, 0.0, -car[STATE_YAW_RATE], 0.0)
 
     def gear_and_rpm(self) -> tuple[int, float]:
-        """The car's gear (1..5) and engine rpm for the blob; without a gearbox in the car model: gear 1, 0 rpm."""
-        # TODO(car): wire gears - read the gear column (S_GEAR) of the car state and sim.car.engine_rpm(speed, gear)
-        return FALLBACK_GEAR, FALLBACK_RPM
+        """The car's gear (1..5, the simulator's gearbox) and engine rpm, for the blob."""
+        state = self._env.car_state(0)
+        speed_mps = math.hypot(state[S_VX], state[S_VZ])
+        gear = gear_of_state(state)
+        return gear, float(engine_rpm(speed_mps, gear, self._env.car_params.as_array()))
 
     def state_blob(self) -> bytes:
         """C_GET_SIMULATION_STATE: the documented fields plus the exact simulator state in dyna.rest."""
@@ -299,7 +317,7 @@ class SimulatedGame:
             race_time_ms=self.race_time_ms,
             time_ms=self.tick_time_ms + COUNTDOWN_MS,
             dyna=self._dyna(),
-            sliding=bool(self._env.sliding[0]),
+            sliding=self._sliding_latched,
             race_finished=self.finished and not self.finish_prevented,
             cp_times_ms=self._changed_cp_times(),
             opaque=header + snapshot,
@@ -339,6 +357,7 @@ class SimulatedGame:
         # Linesight's trick: a finished race whose last checkpoint time was set to -1 counts as not finished.
         self.finish_prevented = bool(prevented) or (self.finished and self.cp_times_ms[-1] < 0)
         self.set_inputs(*(bool(k) for k in inputs))
+        self._reset_sliding_latch(bool(state.wheels.is_sliding.any()))
         self.input_events = [event for event in self.input_events if event[0] <= max(race_time, 0)]
 
     # ---- frames -----------------------------------------------------------------------------------------------
