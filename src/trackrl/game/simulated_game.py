@@ -11,7 +11,7 @@ What maps to what:
   without that payload (e.g. one from the real game) is refused with a clear error. The checkpoint times of the
   blob are honoured, so Linesight's "last checkpoint time = -1" trick un-finishes a finished race.
 - the car body stays level (the simulator has no pitch or roll), all four wheels share its sliding flag and
-  touch the ground; it has no gearbox (gear, rpm and gearbox state are written as 0).
+  touch the ground; it has no gearbox (gear 1, rpm 0 and gearbox state 0: sim/observation.py's constants).
 - inputs: left + right together cancel (the simulator steers right - left); an input set at tick t applies from
   tick t + 10 ms on, like the simulator's action steps.
 """
@@ -43,6 +43,7 @@ from trackrl.sim.actions import ACTIONS
 from trackrl.sim.camera import CameraRays, TrackTexture, build_track_texture, camera_rays, render_images
 from trackrl.sim.car import TICK_MS
 from trackrl.sim.env import STATE_HEADING, STATE_X, STATE_Z, VecRaceEnv
+from trackrl.sim.observation import SIM_FALLBACK_GEAR, SIM_FALLBACK_RPM
 from trackrl.sim.track import Track
 
 COUNTDOWN_MS = 3000  # ours: the game's countdown length is not in GAME_BRIDGE.md; Linesight only needs t < 0
@@ -194,8 +195,8 @@ class SimulatedGame:
                 contact_material_id=np.full(4, ROAD_MATERIAL_ID, dtype=np.int32),
                 is_sliding=np.zeros(4, dtype=bool),
             ),
-            gear=0,
-            actual_rpm=0.0,
+            gear=int(SIM_FALLBACK_GEAR),  # the float vector's constant until the car has gears (TODO(car))
+            actual_rpm=SIM_FALLBACK_RPM,
             gearbox_state=0,
             is_freewheeling=False,
             cp_states=np.zeros(n, dtype=bool),
