@@ -133,7 +133,8 @@ def test_simulator_kernel_and_game_function_agree_on_the_same_car_state(track_na
             np.testing.assert_allclose(game, result.floats[0], atol=2e-4, err_msg=f"{track_name}, step {step}")
         if result.terminated[0] or result.truncated[0]:
             break
-    assert ACTIONS[actions[-1]].astype(np.float32).tolist() == result.floats[0, LAYOUT["previous_actions"]][-4:].tolist()
+    last_action = result.floats[0, LAYOUT["previous_actions"]][-4:].tolist()
+    assert ACTIONS[actions[-1]].astype(np.float32).tolist() == last_action  # the newest comes last
 
 
 def test_gray_frame_uses_opencvs_weights() -> None:

@@ -15,7 +15,8 @@ from trackrl.sim.zone_progress import (
     zone_line,
 )
 
-# A straight 20 m line along x, points 0.5 m apart: after the 20 points before the start, centre i is at x = 0.5 (i − 20).
+# A straight 20 m line along x, points 0.5 m apart: after the 20 points before the start, centre i lies at
+# x = 0.5 (i − 20).
 STRAIGHT = np.stack([np.arange(41) * 0.5, np.zeros(41), np.zeros(41)], axis=1)
 
 
@@ -53,7 +54,7 @@ def test_zone_update_forward_backward_and_distance_along_the_line() -> None:
 
 
 def test_the_maximum_distance_rule() -> None:
-    assert MAX_DISTANCE_TO_VIRTUAL_CHECKPOINT_M == pytest.approx(45.0007, abs=1e-4)
+    assert pytest.approx(45.0007, abs=1e-4) == MAX_DISTANCE_TO_VIRTUAL_CHECKPOINT_M
     far = ZoneProgress(zone_line(STRAIGHT))
     far.update(np.array([3.0, 46.0, 0.0]), race_time_ms=50)  # 46 m above the line: every centre is too far
     assert far.zone_index == 20
@@ -93,7 +94,7 @@ def test_a_lap_map_links_one_checkpoint_once_per_pass() -> None:
     out = np.stack([np.arange(241) * 0.5, np.zeros(241), np.zeros(241)], axis=1)
     angle = np.linspace(0.0, np.pi, 20)[1:-1]
     turn = np.stack([120.0 + 3.0 * np.sin(angle), np.zeros(18), 3.0 - 3.0 * np.cos(angle)], axis=1)
-    back = out[::-1] + [0.0, 0.0, 6.0]
+    back = out[::-1] + np.array([0.0, 0.0, 6.0])
     line = zone_line(np.concatenate([out, turn, back]), np.array([[30.0, 0.0, 3.0]]))
     linked = np.flatnonzero(line.real_checkpoint_radius_m == 12.0)
     assert len(linked) == 2 and abs(int(linked[1]) - int(linked[0])) > 200

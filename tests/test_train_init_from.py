@@ -62,7 +62,7 @@ def test_a_network_of_another_shape_is_refused_naming_the_layer(tmp_path: Path) 
 
 
 def test_bad_init_from_arguments(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match="--init-from nowhere: no weights.torch"):
+    with pytest.raises(CheckpointError, match=r"--init-from nowhere: no weights\.torch"):
         Trainer(load_config(SMOKE), options(tmp_path, "x", init_from="nowhere"))
     with pytest.raises(UserError, match="cannot be used with --resume"):
         options(tmp_path, "x", init_from="source", resume=True)

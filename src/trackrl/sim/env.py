@@ -10,7 +10,8 @@ Zones: every car follows Linesight's virtual-checkpoint index on the track's 0.5
 the same kernel the game backend uses); the float vector's zone centres and distance to finish come from it.
 Episode end: finishing (terminated); no new furthest virtual checkpoint for more than
 cutoff_rollout_if_no_vcp_passed_within_duration_ms (Linesight's rule, so a car creeping forward is never cut off) or
-the race not finished within cutoff_rollout_if_race_not_finished_within_duration_ms (truncated). A race that ends unfinished, by either cutoff, reports the race cutoff as its time (300,000 ms by
+the race not finished within cutoff_rollout_if_race_not_finished_within_duration_ms (truncated). A race that ends
+unfinished, by either cutoff, reports the race cutoff as its time (300,000 ms by
 default), with finished = False, as the game tools do.
 A car that is done stays frozen (reward 0, flags repeated) until `reset(car_indices)`.
 """
@@ -209,7 +210,8 @@ class VecRaceEnv:
             g.cos_slope, g.wall_offset_m,
         )  # fmt: skip
         self._update_zones_and_cutoffs(rows)
-        rewards = self._rewards(rows, progress_before_m, (self._tick - tick_before) * TICK_MS)  # Φ(s') uses the zone reached in s
+        # Φ(s') uses the zone reached in s'; the finishing step lasts until the finish tick
+        rewards = self._rewards(rows, progress_before_m, (self._tick - tick_before) * TICK_MS)
         self._previous_actions[rows, 1:] = self._previous_actions[rows, :-1]
         if self._previous_actions.shape[1]:
             self._previous_actions[rows, 0] = actions[rows]

@@ -80,7 +80,9 @@ def physics_group(contact_material_id: int) -> int:
     """Linesight's physics group of a wheel's contact material (`material & 0xFFFF`): 0 asphalt, 1 grass, 2 dirt,
     3 turbo, 4 anything else (also for ids Linesight's table does not list)."""
     material = int(contact_material_id) & 0xFFFF
-    return int(PHYSICS_GROUP_OF_MATERIAL[material]) if material < len(PHYSICS_GROUP_OF_MATERIAL) else OTHER_MATERIAL_GROUP
+    if material >= len(PHYSICS_GROUP_OF_MATERIAL):
+        return OTHER_MATERIAL_GROUP
+    return int(PHYSICS_GROUP_OF_MATERIAL[material])
 
 
 @numba.njit(cache=True)
@@ -505,7 +507,7 @@ def game_float_inputs(
     return out[0]
 
 
-# ---- the image --------------------------------------------------------------------------------------------------------
+# ---- the image ------------------------------------------------------------------------------------------------------
 # OpenCV's BGR(A)->GRAY weights in its 14-bit fixed point: gray = 0.299 R + 0.587 G + 0.114 B, rounded.
 GRAY_WEIGHTS_14BIT_BGR = (1868, 9617, 4899)
 

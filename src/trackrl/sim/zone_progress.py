@@ -170,7 +170,7 @@ def distance_along_line_m(
     index: int, x: float, y: float, z: float, transitions: np.ndarray, directions: np.ndarray,
     segment_lengths_m: np.ndarray, cumulative_m: np.ndarray,
 ) -> float:  # fmt: skip
-    """cum[i − 1] + clip((p − transition[i − 1]) · dir[i − 1], 0, seglen[i − 1]) (Linesight's distance_since_track_begin)."""
+    """Linesight's distance_since_track_begin: cum[i − 1] + clip((p − trans[i − 1]) · dir[i − 1], 0, len[i − 1])."""
     k = index - 1
     along = (
         (x - transitions[k, 0]) * directions[k, 0]
