@@ -63,7 +63,8 @@ def test_float_layout_dimension_and_normalisation() -> None:
     assert blocks["velocity_car_frame_mps"] == slice(56, 59) and blocks["up_vector_car_frame"] == slice(59, 62)
     assert blocks["zone_centers_car_frame_m"] == slice(62, 182)
     assert blocks["distance_to_finish_m"] == slice(182, 183) and blocks["is_freewheeling"] == slice(183, 184)
-    mean, std = float_inputs_mean(config), float_inputs_std(config)
+    linesight = EnvironmentConfig(float_normalization="linesight")
+    mean, std = float_inputs_mean(linesight), float_inputs_std(linesight)
     assert mean.shape == std.shape == (184,) and mean.dtype == np.float32 and np.all(std > 0)
     assert (mean[0], std[0]) == (MINI_RACE_TIME_MEAN_ACTIONS, MINI_RACE_TIME_STD_ACTIONS) == (70, 70)
     # Linesight's state_normalization.py values at a few indices.
@@ -75,10 +76,19 @@ def test_float_layout_dimension_and_normalisation() -> None:
     small = EnvironmentConfig(n_prev_actions_in_inputs=2, n_zone_centers_in_inputs=8)
     assert float_input_dim(small) == 44 + 4 * 2 + 3 * 8
     # Zone centres every 5 m use Linesight's rows for the same distance ahead: zone 2 (10 m) = Linesight's zone 1.
-    half = EnvironmentConfig(zone_spacing_m=5.0)
+    half = EnvironmentConfig(zone_spacing_m=5.0, float_normalization="linesight")
     zones = dict(float_input_layout(half))["zone_centers_car_frame_m"]
     np.testing.assert_allclose(float_inputs_mean(half)[zones][6:9], mean[65:68])
     np.testing.assert_allclose(float_inputs_std(half)[zones][6:9], std[65:68])
+    # The default ("simulator"): the mini-race std, the means of the entries the simulator holds constant (they read
+    # 0) and the angular velocity, velocity and zone blocks differ; previous actions, sliding, up vector (Linesight's
+    # mean is already (0, 1, 0)) and distance do not.
+    sim_mean, sim_std = float_inputs_mean(config), float_inputs_std(config)
+    same = (sim_mean == mean) & (sim_std == std)
+    assert same[1:25].all() and same[59:62].all() and same[182:].all() and np.all(sim_std > 0)
+    assert not same[25:59].any() and not same[62:182].any()
+    assert (sim_std[0], sim_mean[25], sim_mean[35], sim_mean[37], sim_mean[38]) == (40, 1, 0, 1, 0)
+    assert (sim_mean[58], sim_std[58], sim_std[62]) == (30, 15, 4.5)  # forward speed; zone 0 lateral spread
 
 
 def run_random(env: VecRaceEnv, n_steps: int, seed: int) -> list:

@@ -93,7 +93,8 @@ def test_float_vector_from_a_hand_built_blob() -> None:
 def sim_car_as_game_state(env: VecRaceEnv) -> SimState:
     """What the game would report for the simulator's car 0, built from its physical meaning: a level body with
     heading ψ (forward (cos ψ, 0, sin ψ), left = up × forward), the vertical speed that follows the road's slope, the
-    yaw rate as a rotation about world y (positive turning left), four wheels on asphalt sharing the sliding flag."""
+    yaw rate as a rotation about world y (positive turning left), four wheels on asphalt
+    sharing the sliding-or-wall flag."""
     heading = float(env.headings_rad[0])
     forward = np.array([np.cos(heading), 0.0, np.sin(heading)])
     left = np.cross([0.0, 1.0, 0.0], forward)
@@ -108,7 +109,7 @@ def sim_car_as_game_state(env: VecRaceEnv) -> SimState:
     state.rotation = np.stack([left, [0.0, 1.0, 0.0], forward], axis=1)
     state.linear_velocity_mps = np.array([vx, vy, vz])
     state.angular_velocity_radps = np.array([0.0, -env.yaw_rates_radps[0], 0.0])
-    sliding = bool(env.sliding[0])
+    sliding = bool(env.sliding[0] or env.wall_contact[0])  # SIM_SLIDING_RULE
     state.wheels = WheelStates(np.zeros(4), np.ones(4, bool), np.full(4, 16), np.full(4, sliding))
     state.gear, state.actual_rpm, state.gearbox_state, state.is_freewheeling = 1, 0.0, 0, False
     return state

@@ -108,6 +108,10 @@ class EnvironmentConfig(Section):
     zone_spacing_m: float = Field(10.0, gt=0, description="distance between virtual checkpoints (zones)")
     max_distance_to_finish_m: float = Field(700.0, gt=0)
     default_road_width_m: float = Field(16.0, gt=0)
+    # obs184: the (x − mean) / std constants of the float vector (sim/observation.py). "linesight": Linesight's
+    # state_normalization.py (measured on game maps); "simulator": the same except velocity, angular velocity and zone
+    # centres, measured on the simulator's tracks. The network stores them, so a checkpoint keeps its own.
+    float_normalization: Literal["linesight", "simulator"] = "simulator"
 
 
 class CnnConfig(Section):

@@ -10,7 +10,8 @@ What maps to what:
   simulator state rides in the opaque `dyna.rest` bytes, so that a rewind reproduces the future exactly. A blob
   without that payload (e.g. one from the real game) is refused with a clear error. The checkpoint times of the
   blob are honoured, so Linesight's "last checkpoint time = -1" trick un-finishes a finished race.
-- the car body stays level (the simulator has no pitch or roll), all four wheels share its sliding flag and
+- the car body stays level (the simulator has no pitch or roll), all four wheels share its sliding flag (sliding or wall
+  contact, sim/observation.py's SIM_SLIDING_RULE) and
   touch the ground; it has no gearbox (gear 1, rpm 0 and gearbox state 0: sim/observation.py's constants).
 - inputs: left + right together cancel (the simulator steers right - left); an input set at tick t applies from
   tick t + 10 ms on, like the simulator's action steps.
@@ -256,7 +257,7 @@ class SimulatedGame:
             race_time_ms=self.race_time_ms,
             time_ms=self.tick_time_ms + COUNTDOWN_MS,
             dyna=self._dyna(),
-            sliding=bool(self._env.sliding[0]),
+            sliding=bool(self._env.sliding[0] or self._env.wall_contact[0]),  # as the float vector's SIM_SLIDING_RULE
             race_finished=self.finished and not self.finish_prevented,
             cp_times_ms=self.cp_times_ms,
             opaque=header + snapshot,

@@ -17,8 +17,11 @@ and a {road_width_m:g} m road: {dim} floats, Linesight's layout (GAME_BRIDGE.md 
 on the game. With another `env_config` the entries repeat with the same rules (`n_prev_actions_in_inputs` previous
 actions, `n_zone_centers_in_inputs` zone centres every `zone_spacing_m`); zone bounds grow with the road width.
 
-Normalisation: (x − mean) / std with Linesight's constants (`config_files/state_normalization.py`), one set for both
-backends, so one network and checkpoint run on either; zone centre k uses Linesight's row for the same distance ahead.
+Normalisation: (x − mean) / std, the mean and std columns below (`environment.float_normalization`, default
+"simulator"): Linesight's constants (`config_files/state_normalization.py`; zone centre k uses Linesight's row for the
+same distance ahead) except the angular velocity, velocity and zone centres, which are measured on the simulator's
+tracks; "linesight" uses Linesight's constants throughout. The network stores its constants, so a checkpoint keeps
+them on either backend (`trackrl train --init-from`).
 The zone centres come from Linesight's virtual-checkpoint index on the 0.5 m centre line (`sim/zone_progress.py`):
 zone 0 is the current virtual checkpoint (the nearest line point), zone k the one k · zone_spacing_m further along.
 What the simulator does not model is a documented constant (the meaning column says which value it writes).
