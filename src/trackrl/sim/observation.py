@@ -32,7 +32,8 @@ velocity and zone blocks. The network stores the constants, so a checkpoint keep
 What the simulator does not model is a documented constant (`SIM_*` below): four wheels share the car's sliding flag
 (SIM_SLIDING_RULE: a tyre at the friction-circle limit or the car scraping along a wall during the last action; the
 wall cue is what the simulator's agents learn from), always touch the ground, do not absorb (damper 0), roll on
-asphalt (group 0); no gearbox state, no freewheeling, the body stays level (up vector (0, 1, 0), angular velocity only about y). Gear and rpm come from `sim_gear_and_rpm`.
+asphalt (group 0); no gearbox state, no freewheeling, the body stays level (up vector (0, 1, 0), angular velocity
+only about y). Gear and rpm come from `sim_gear_and_rpm`.
 
 Public API (the game backend calls these):
     float_input_layout(env_config), float_input_dim(env_config), float_inputs_mean/std(env_config)
