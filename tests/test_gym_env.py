@@ -71,7 +71,7 @@ def test_check_env_passes_without_warnings(kwargs: dict) -> None:
         check_env(env.unwrapped, skip_render_check=True)
     assert env.action_space == gymnasium.spaces.Discrete(12)
     floats = env.observation_space if kwargs.get("use_image") is False else env.observation_space["floats"]
-    assert floats.shape == (151,) and floats.dtype == np.float32 and floats.is_bounded()
+    assert floats.shape == (184,) and floats.dtype == np.float32 and floats.is_bounded()
     if kwargs.get("use_image", True):
         assert env.observation_space["image"].shape == (1, 64, 64)
 
@@ -145,8 +145,10 @@ def test_linesight_reward_is_the_per_ms_and_per_metre_formula() -> None:
     episode_return, info, observations = _drive(env, DRIVERS["follow_2"], seed=0)
     steps = len(observations) - 1
     assert info["finished"] and info["race_time_ms"] <= 50 * steps
-    # Return = −0.0012 · 50 ms per action + 0.01 per metre of centre line (the whole track).
-    assert episode_return == pytest.approx(-0.06 * steps + 0.01 * env.track.length_m, abs=1e-3)
+    # Return = −0.0012 per ms of race time (Linesight: the finishing step lasts until the finish tick, not 50 ms)
+    # + 0.01 per metre of centre line (the whole track).
+    assert info["race_time_ms"] < 50 * steps
+    assert episode_return == pytest.approx(-0.0012 * info["race_time_ms"] + 0.01 * env.track.length_m, abs=1e-3)
     frame = env.render()
     assert frame.shape == (480, 640, 3) and frame.dtype == np.uint8  # the top-down view (tests/test_viz.py)
 
@@ -166,7 +168,8 @@ def test_every_float_stays_within_its_bounds(track_name: str) -> None:
     layout = dict(float_input_layout(EnvironmentConfig()))
     assert space.high[layout["velocity_car_frame_mps"]][2] == pytest.approx(1.01 * terminal_speed_mps())
     assert space.high[layout["zone_centers_car_frame_m"]][-1] < 40 * 10 + env.track.road_width_m
-    assert space.high[-1] == 700.0 and space.low[-1] == 0.0
+    distance = layout["distance_to_finish_m"].start
+    assert space.high[distance] == 700.0 and space.low[distance] == 0.0
 
 
 def test_random_starts_follow_the_seed_and_standing_stays_default() -> None:
@@ -214,7 +217,7 @@ def test_info_has_the_same_keys_at_reset_and_step() -> None:
 
 def test_plain_dicts_configure_the_env_and_bad_keys_are_named() -> None:
     env = RaceEnv(track="easy", env_config={"n_zone_centers_in_inputs": 8})
-    assert env.observation_space["floats"].shape == (1 + 20 + 9 + 24 + 1,)
+    assert env.observation_space["floats"].shape == (44 + 20 + 24,)
     env = RaceEnv(track="easy", reward="linesight", rewards_config={"constant_reward_per_ms": 0.0})
     env.reset(seed=0)
     assert env.step(NOTHING)[1] == 0.0  # no time penalty, no progress
@@ -247,7 +250,7 @@ def test_invalid_action_is_rejected() -> None:
 
 def test_observation_doc_is_generated_from_the_layout() -> None:
     table = float_input_table_markdown()
-    assert len(table.splitlines()) == 2 + 151
+    assert len(table.splitlines()) == 2 + 184
     assert OBSERVATION_DOC.read_text(encoding="utf-8") == page_markdown(), (
         "docs/observation.md is out of date: `python -m trackrl.sim.observation_doc docs/observation.md` regenerates it"
     )

@@ -119,7 +119,7 @@ def test_make_vec_builds_the_native_env_with_the_spec() -> None:
     env = make_native(8, track="easy", use_image=False)
     assert isinstance(env, RaceVectorEnv) and isinstance(env, VectorEnv)
     assert env.num_envs == 8 and env.max_episode_steps == 6000
-    assert env.observation_space.shape == (8, 151) and env.action_space.shape == (8,)
+    assert env.observation_space.shape == (8, 184) and env.action_space.shape == (8,)
     assert env.spec is not None and env.spec.kwargs["vectorization_mode"] == "vector_entry_point"
     observations, infos = env.reset(seed=0)
     assert env.observation_space.contains(observations)

@@ -20,6 +20,7 @@ from trackrl.sim.observation import (
 )
 from trackrl.sim.rollout import simulate_actions
 from trackrl.sim.track import load_track
+from trackrl.sim.zone_progress import zone_line
 
 NOTHING = ACTION_NAMES.index("nothing")
 
@@ -49,14 +50,45 @@ def test_action_table_is_linesight_order() -> None:
 def test_float_layout_dimension_and_normalisation() -> None:
     config = EnvironmentConfig()
     layout = float_input_layout(config)
-    assert float_input_dim(config) == 1 + 5 * 4 + 3 + 3 + 3 + 40 * 3 + 1 == 151
+    # Linesight's float_input_dim: 27 + 3 · 40 + 4 · 5 + 4 · 4 + 1 (GAME_BRIDGE.md §7.2).
+    assert float_input_dim(config) == 27 + 3 * 40 + 4 * 5 + 4 * 4 + 1 == 184
     assert layout[0] == ("mini_race_time_actions", slice(0, 1))
-    assert sum(s.stop - s.start for _, s in layout) == 151
-    mean, std = float_inputs_mean(config), float_inputs_std(config)
-    assert mean.shape == std.shape == (151,) and mean.dtype == np.float32 and np.all(std > 0)
-    assert (mean[0], std[0]) == (MINI_RACE_TIME_MEAN_ACTIONS, MINI_RACE_TIME_STD_ACTIONS)
+    assert sum(s.stop - s.start for _, s in layout) == 184
+    blocks = dict(layout)
+    # Linesight's indices: previous actions 1-20, gear 34, rpm 35, materials 37-52, angular 53-55, velocity 56-58,
+    # up 59-61, zones 62-181, distance to finish 182, freewheeling 183.
+    assert blocks["previous_actions"] == slice(1, 21) and blocks["gear"] == slice(34, 35)
+    assert blocks["engine_rpm"] == slice(35, 36) and blocks["wheel_contact_material_groups"] == slice(37, 53)
+    assert blocks["angular_velocity_car_frame_radps"] == slice(53, 56)
+    assert blocks["velocity_car_frame_mps"] == slice(56, 59) and blocks["up_vector_car_frame"] == slice(59, 62)
+    assert blocks["zone_centers_car_frame_m"] == slice(62, 182)
+    assert blocks["distance_to_finish_m"] == slice(182, 183) and blocks["is_freewheeling"] == slice(183, 184)
+    linesight = EnvironmentConfig(float_normalization="linesight")
+    mean, std = float_inputs_mean(linesight), float_inputs_std(linesight)
+    assert mean.shape == std.shape == (184,) and mean.dtype == np.float32 and np.all(std > 0)
+    assert (mean[0], std[0]) == (MINI_RACE_TIME_MEAN_ACTIONS, MINI_RACE_TIME_STD_ACTIONS) == (70, 70)
+    # Linesight's state_normalization.py values at a few indices.
+    assert (mean[35], std[35]) == (7000, 3000) and (mean[58], std[58]) == (55, 20)
+    assert (mean[182], std[182]) == (700, 350)
+    assert (mean[62:65].tolist(), std[62:65].tolist()) == ([0, np.float32(-2.1), np.float32(-0.2)],
+                                                           [np.float32(7.7), np.float32(7.7), np.float32(2.9)])
+    assert mean[179:182].tolist() == [0, np.float32(11.5), 197] and std[181] == 151
     small = EnvironmentConfig(n_prev_actions_in_inputs=2, n_zone_centers_in_inputs=8)
-    assert float_input_dim(small) == 1 + 8 + 3 + 3 + 3 + 24 + 1
+    assert float_input_dim(small) == 44 + 4 * 2 + 3 * 8
+    # Zone centres every 5 m use Linesight's rows for the same distance ahead: zone 2 (10 m) = Linesight's zone 1.
+    half = EnvironmentConfig(zone_spacing_m=5.0, float_normalization="linesight")
+    zones = dict(float_input_layout(half))["zone_centers_car_frame_m"]
+    np.testing.assert_allclose(float_inputs_mean(half)[zones][6:9], mean[65:68])
+    np.testing.assert_allclose(float_inputs_std(half)[zones][6:9], std[65:68])
+    # The default ("simulator"): the mini-race std, the means of the entries the simulator holds constant (they read
+    # 0) and the angular velocity, velocity and zone blocks differ; previous actions, sliding, up vector (Linesight's
+    # mean is already (0, 1, 0)) and distance do not.
+    sim_mean, sim_std = float_inputs_mean(config), float_inputs_std(config)
+    same = (sim_mean == mean) & (sim_std == std)
+    assert same[1:25].all() and same[59:62].all() and same[182:].all() and np.all(sim_std > 0)
+    assert not same[25:59].any() and not same[62:182].any()
+    assert (sim_std[0], sim_mean[25], sim_mean[35], sim_mean[37], sim_mean[38]) == (40, 1, 0, 1, 0)
+    assert (sim_mean[58], sim_std[58], sim_std[62]) == (30, 15, 4.5)  # forward speed; zone 0 lateral spread
 
 
 def run_random(env: VecRaceEnv, n_steps: int, seed: int) -> list:
@@ -132,11 +164,12 @@ def test_image_shows_the_road_on_the_side_the_car_must_turn_to() -> None:
 def test_rewards_match_the_formula_including_shaping() -> None:
     rewards_config = RewardsConfig(shaped_reward_dist_to_cur_vcp=-0.1)
     env = VecRaceEnv(load_track("a01"), 1, rewards_config=rewards_config, render_images=False)
-    zones = env.track.zone_centers(10.0)
+    # The current virtual checkpoint: the nearest point of Linesight's extrapolated, smoothed line (a01 never comes
+    # near itself, so the nearest point overall is the one the zone update settles on).
+    centers = zone_line(env.track.centerline_m).centers_m
 
     def potential(position: np.ndarray, progress_m: float) -> float:
-        current = min(int(progress_m // 10.0) + 1, len(zones) - 1)
-        return -0.1 * np.clip(np.linalg.norm(zones[current] - position), 2.0, 25.0)
+        return -0.1 * np.clip(np.linalg.norm(centers - position, axis=1).min(), 2.0, 25.0)
 
     position, progress = env.track.centerline_m[0], 0.0
     for step in range(100):
@@ -153,8 +186,9 @@ def test_no_progress_cutoff_and_frozen_cars() -> None:
         result = env.step(np.array([NOTHING, 0]))
         if result.truncated[0]:
             break
-    # 2,000 ms without a new 0.5 m point; an unfinished race reports the race cutoff (Linesight: 300,000 ms)
-    assert step == 40 and result.race_time_ms[0] == 300_000 and not result.finished[0]
+    # More than 2,000 ms without a new furthest virtual checkpoint (Linesight: race time > last improvement + 2,000 ms,
+    # so the first action step past it, 2,050 ms); an unfinished race reports the race cutoff (300,000 ms)
+    assert step == 41 and result.race_time_ms[0] == 300_000 and not result.finished[0]
     frozen = env.step(np.array([0, 0]))
     assert frozen.rewards[0] == 0.0 and frozen.truncated[0] and frozen.race_time_ms[0] == 300_000
     np.testing.assert_array_equal(frozen.positions_m[0], result.positions_m[0])
@@ -166,7 +200,8 @@ def test_no_progress_cutoff_and_frozen_cars() -> None:
 
 
 def test_a_car_creeping_1_m_per_s_is_not_cut_off_and_a_stopped_one_is_after_2_s() -> None:
-    """Linesight's no-progress rule: any new 0.5 m point restarts the 2 s timer (a 10 m zone would take 10 s)."""
+    """Linesight's no-progress rule: any new furthest 0.5 m virtual checkpoint restarts the 2 s timer (a 10 m zone
+    would take 10 s); the stopped car is cut at the first action step more than 2 s after its last improvement."""
     env = VecRaceEnv(load_track("easy"), 2, render_images=False)
     speed_mps = np.zeros(2)
     for step in range(1, 201):  # 10 s: car 0 holds about 1 m/s (throttle below it, brake above), car 1 stands
@@ -174,6 +209,8 @@ def test_a_car_creeping_1_m_per_s_is_not_cut_off_and_a_stopped_one_is_after_2_s(
         result = env.step(np.array([creep, NOTHING]))
         speed_mps = result.speed_mps
         if step == 40:
+            assert not result.truncated[1]
+        if step == 41:
             assert result.truncated[1] and not result.finished[1] and result.race_time_ms[1] == 300_000
         assert not result.truncated[0], f"the creeping car was cut off after {step * 50} ms"
     assert result.race_time_ms[0] == 10_000 and 7.0 < result.progress_m[0] < 13.0
@@ -301,5 +338,5 @@ def test_a_car_that_races_again_starts_from_a_clean_state() -> None:
         env.reset(np.array([0]))
         standing = race_rows(env, 0, [NOTHING] * 400)
         # cut off after the no-progress time; its race time is reported as the race cutoff, as for any DNF
-        assert len(standing) == cutoff_ms // env.action_duration_ms
+        assert len(standing) == cutoff_ms // env.action_duration_ms + 1  # the first action step past it
         assert standing[-1][2] == config.cutoff_rollout_if_race_not_finished_within_duration_ms

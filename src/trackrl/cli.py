@@ -48,6 +48,9 @@ def _add_train_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--run-name", default=None, help="defaults to the config's run_name")
     train.add_argument("--resume", action="store_true", help="continue save/<run> exactly")
+    train.add_argument(
+        "--init-from", default=None, metavar="RUN", help="start from RUN's weights (name or folder), fresh counters"
+    )
     train.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after M minutes")
     train.add_argument("--max-frames", type=float, default=None, help="stop (with a checkpoint) after N frames")
     train.add_argument("--save-dir", default="save")

@@ -295,6 +295,25 @@ class Learner:
             raise mismatch_error(error) from error
         self.batches_done = batches_done
 
+    def load_initial_weights(self, weights: dict[str, Tensor], source: str) -> None:
+        """Start from another run's online weights (`trackrl train --init-from`): online and target networks get
+        them, the optimiser and counters stay fresh. A layer missing, extra or of another shape is a
+        LearnerStateError naming the layer and both shapes (a different nn config or float layout)."""
+        own = self.online_network.state_dict()
+        missing, extra = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
+        if missing or extra:
+            raise LearnerStateError(f"{source}: the network differs from this config's: layers missing {missing}, "
+                                    f"layers this config does not have {extra}")  # fmt: skip
+        for name, tensor in own.items():
+            saved = weights[name]
+            if not isinstance(saved, Tensor) or saved.shape != tensor.shape:
+                shape = tuple(saved.shape) if isinstance(saved, Tensor) else type(saved).__name__
+                raise LearnerStateError(f"{source}: layer '{name}' has shape {shape} there but {tuple(tensor.shape)} "
+                                        "in this config's network (nn sizes or float layout differ)")  # fmt: skip
+        _check_tensors(weights, "weights")
+        self.online_network.load_state_dict(weights)
+        self.target_network.load_state_dict(weights)
+
     def _check_optimizer(self, optimizer_state: dict) -> None:
         """A saved AdamW state (one entry per parameter) must fit the network: as many groups and parameters, moments
         of each parameter's shape, hyper-parameters that are numbers (torch checks neither at load, and fails on the

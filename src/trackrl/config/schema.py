@@ -111,6 +111,10 @@ class EnvironmentConfig(Section):
     backend: Literal["sim", "game"] = Field(
         "sim", description="sim: the built-in simulator; game: one game instance per collector (section game)"
     )
+    # obs184: the (x − mean) / std constants of the float vector (sim/observation.py). "linesight": Linesight's
+    # state_normalization.py (measured on game maps); "simulator": the same except velocity, angular velocity and zone
+    # centres, measured on the simulator's tracks. The network stores them, so a checkpoint keeps its own.
+    float_normalization: Literal["linesight", "simulator"] = "simulator"
 
 
 class CnnConfig(Section):

@@ -37,7 +37,6 @@ from trackrl.sim.car import TICK_MS
 
 M = MessageType
 log = logging.getLogger("trackrl.game")
-PROGRESS_POINT_SPACING_M = 0.5  # the simulator's no-progress rule: a new furthest 0.5 m point restarts the timer
 CONNECT_ATTEMPT_S = 0.5
 MAX_FAILED_LAUNCHES = 3
 ON_CONNECT_COMMANDS = (
@@ -78,8 +77,6 @@ class _RaceLoop:
     pending: GameObservation | None = None  # the action step waiting for its frame
     ending: bool = False  # a cutoff was decided at the pending action step
     previous: GameObservation | None = None
-    furthest_point: int = -1
-    last_progress_ms: int = 0
 
 
 class GameInstance:
@@ -93,7 +90,6 @@ class GameInstance:
         self.frame_size = (config.nn.image_width_px, config.nn.image_height_px)
         self.period_ms = config.environment.tm_engine_step_per_action * TICK_MS
         self.cutoff_race_ms = config.environment.cutoff_rollout_if_race_not_finished_within_duration_ms
-        self.cutoff_no_progress_ms = config.environment.cutoff_rollout_if_no_vcp_passed_within_duration_ms
         self.launched: LaunchedGame | None = None
         self.launched_at_s = 0.0
         self.launches = 0
@@ -268,10 +264,7 @@ class GameInstance:
         if t < 0 or t % self.period_ms != 0 or not loop.seen_t_negative or loop.pending is not None:
             return False
         observation = loop.observer.observe(game.get_simulation_state())
-        point = int(observation.progress_m / PROGRESS_POINT_SPACING_M + 1e-9)
-        if point > loop.furthest_point:
-            loop.furthest_point, loop.last_progress_ms = point, t
-        loop.ending = t >= self.cutoff_race_ms or t - loop.last_progress_ms >= self.cutoff_no_progress_ms
+        loop.ending = t >= self.cutoff_race_ms or loop.observer.no_progress(t)
         if not self.use_image:
             return self._action_step(game, loop, observation, None)
         game.rewind_to_current_state()

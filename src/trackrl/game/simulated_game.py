@@ -10,9 +10,9 @@ What maps to what:
   simulator state rides in the opaque `dyna.rest` bytes, so that a rewind reproduces the future exactly. A blob
   without that payload (e.g. one from the real game) is refused with a clear error. The checkpoint times of the
   blob are honoured, so Linesight's "last checkpoint time = -1" trick un-finishes a finished race.
-- the car body stays level (the simulator has no pitch or roll), all four wheels share its sliding flag and
-  touch the ground; gear and rpm come from `gear_and_rpm` (the simulator's gearbox, sim/car.py),
-  the gearbox state is 0.
+- the car body stays level (the simulator has no pitch or roll), all four wheels share its sliding flag (sliding or wall
+  contact since the last run step, sim/observation.py's SIM_SLIDING_RULE) and touch the ground; gear and rpm come
+  from `gear_and_rpm` (the simulator's gearbox, sim/car.py), the gearbox state is 0.
 - inputs: left + right together cancel (the simulator steers right - left); an input set at tick t applies from
   tick t + 10 ms on, like the simulator's action steps.
 """
@@ -212,7 +212,7 @@ class SimulatedGame:
     def _step(self) -> StepResult:
         result = self._env.step(self._action)
         self.race_time_ms = self.tick_time_ms = int(result.race_time_ms[0])
-        self._sliding_latched |= bool(self._env.sliding[0])
+        self._sliding_latched |= bool(self._env.sliding[0] or self._env.wall_contact[0])  # SIM_SLIDING_RULE
         return result
 
     @staticmethod

@@ -55,11 +55,15 @@ def braking_driver_actions(
     speed = np.linalg.norm(floats[:, velocity][:, [0, 2]], axis=1)
     n_cars, n_zones = points.shape[:2]
     planar = points[:, :, [0, 2]]
-    # Steering: the point of the zone polyline about max(12 m, v · look_ahead_s) ahead of the car.
-    distance_ahead = np.linalg.norm(planar, axis=2)
-    distance_ahead[planar[:, :, 1] < 0] = 0.0  # zones behind the car
-    target = np.argmax(distance_ahead >= np.maximum(12.0, speed * look_ahead_s)[:, None], axis=1)
-    target_point = planar[np.arange(n_cars), target]
+    # Steering: the point of the zone polyline max(12 m, v · look_ahead_s) along it from the car (pure pursuit; zone 0
+    # is the current virtual checkpoint, next to the car), interpolated between zone centres.
+    path_m = np.concatenate([np.zeros((n_cars, 1)), np.cumsum(np.linalg.norm(np.diff(planar, axis=1), axis=2), 1)], 1)
+    look_ahead_m = np.minimum(np.maximum(12.0, speed * look_ahead_s), path_m[:, -1])
+    after = np.clip(np.argmax(path_m >= look_ahead_m[:, None], axis=1), 1, n_zones - 1)
+    rows = np.arange(n_cars)
+    before_m, after_m = path_m[rows, after - 1], path_m[rows, after]
+    fraction = np.clip((look_ahead_m - before_m) / np.maximum(after_m - before_m, 1e-9), 0.0, 1.0)[:, None]
+    target_point = planar[rows, after - 1] + fraction * (planar[rows, after] - planar[rows, after - 1])
     heading_error = np.arctan2(target_point[:, 0], np.maximum(target_point[:, 1], 1e-3))
     # Corner speeds (Menger curvature of zone triples) and the braking needed to reach them.
     a, b, c = planar[:, :-2], planar[:, 1:-1], planar[:, 2:]
@@ -68,7 +72,6 @@ def braking_driver_actions(
     curvature = 2 * cross / np.maximum(sides, 1e-9)
     grip = grip_margin * car.grip_coefficient * car.gravity_mps2
     corner_speed = np.sqrt(grip / np.maximum(curvature, 1e-6))
-    path_m = np.concatenate([np.zeros((n_cars, 1)), np.cumsum(np.linalg.norm(np.diff(planar, axis=1), axis=2), 1)], 1)
     distance_to_corner = np.maximum(path_m[:, 1:-1] - np.linalg.norm(planar[:, :1], axis=2), 0.0)
     must_brake = speed[:, None] ** 2 > corner_speed**2 + 2 * grip_margin * car.brake_decel_mps2 * distance_to_corner
     brake = must_brake[:, : min(n_zones - 2, 12)].any(axis=1)

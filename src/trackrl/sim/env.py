@@ -1,14 +1,17 @@
 """`VecRaceEnv`: many cars on one track, stepped together (the fast path used by the collectors).
 
 One step = one action held for `tm_engine_step_per_action` engine ticks of 10 ms (50 ms by default).
-Reward per step (Linesight): constant_reward_per_ms · action_duration_ms
-    + reward_per_m_advanced_along_centerline · (metres advanced along the centre line)
-    + Φ(s') − Φ(s), with Φ = shaped_reward_dist_to_cur_vcp · clamp(distance to the current zone centre, min, max)
+Reward per step (Linesight, `sim.zone_progress.step_reward`): constant_reward_per_ms · step duration (50 ms; the
+    finishing step lasts until the finish tick) + reward_per_m_advanced_along_centerline · (metres advanced along the
+    centre line: the simulator's exact projection of the car on it)
+    + Φ(s') − Φ(s), with Φ = shaped_reward_dist_to_cur_vcp · clamp(distance to the current virtual checkpoint, min, max)
       (potential-based shaping, Ng et al. 1999; Φ = 0 once finished, so shaping cannot change the optimum).
-Episode end: finishing (terminated); no progress within cutoff_rollout_if_no_vcp_passed_within_duration_ms (Linesight's
-rule: the timer restarts whenever the car reaches a 0.5 m centre-line point further than any before, so a car creeping
-forward is never cut off) or the race not finished within cutoff_rollout_if_race_not_finished_within_duration_ms
-(truncated). A race that ends unfinished, by either cutoff, reports the race cutoff as its time (300,000 ms by
+Zones: every car follows Linesight's virtual-checkpoint index on the track's 0.5 m centre line (`sim.zone_progress`,
+the same kernel the game backend uses); the float vector's zone centres and distance to finish come from it.
+Episode end: finishing (terminated); no new furthest virtual checkpoint for more than
+cutoff_rollout_if_no_vcp_passed_within_duration_ms (Linesight's rule, so a car creeping forward is never cut off) or
+the race not finished within cutoff_rollout_if_race_not_finished_within_duration_ms (truncated). A race that ends
+unfinished, by either cutoff, reports the race cutoff as its time (300,000 ms by
 default), with finished = False, as the game tools do.
 A car that is done stays frozen (reward 0, flags repeated) until `reset(car_indices)`.
 """
@@ -41,10 +44,17 @@ from trackrl.sim.car import (
     simulate_ticks,
     track_arrays,
 )
-from trackrl.sim.observation import float_input_dim, padded_zone_centers, write_float_inputs
+from trackrl.sim.observation import float_input_dim, write_float_inputs, zone_stride
 from trackrl.sim.track import Track
+from trackrl.sim.zone_progress import (
+    ZoneLine,
+    kernel_arguments,
+    no_progress_cutoff,
+    step_reward,
+    update_zone_indices,
+    zone_line,
+)
 
-PROGRESS_POINT_SPACING_M = 0.5  # Linesight's centre-line points: reaching a new one restarts the no-progress timer
 # The car state's columns (car.py owns them; S_GEAR and S_SHIFT_TICKS_LEFT follow these).
 STATE_X, STATE_Z, STATE_HEADING, STATE_VX, STATE_VZ = S_X, S_Z, S_HEADING, S_VX, S_VZ
 STATE_YAW_RATE, STATE_PROGRESS, STATE_HEIGHT = S_YAW_RATE, S_PROGRESS, S_HEIGHT
@@ -54,6 +64,12 @@ STATE_YAW_RATE, STATE_PROGRESS, STATE_HEIGHT = S_YAW_RATE, S_PROGRESS, S_HEIGHT
 def _track_texture(track: Track) -> TrackTexture:
     """One texture per Track object (about 0.4 s to build for a01), shared by every env on it (SyncVectorEnv)."""
     return build_track_texture(track)
+
+
+@functools.lru_cache(maxsize=8)
+def _zone_line(track: Track) -> ZoneLine:
+    """Linesight's virtual-checkpoint line of a track (extrapolated, smoothed), shared by every env on it."""
+    return zone_line(track.centerline_m)
 
 
 @dataclass
@@ -116,12 +132,9 @@ class VecRaceEnv:
 
         self._params = car_params.as_array()
         self._geometry = track_arrays(track, car_params)
-        spacing_m = self.env_config.zone_spacing_m
-        self._zone_centers = track.zone_centers(spacing_m)
-        last_direction = np.array([self._geometry.tangent_x[-1], 0.0, self._geometry.tangent_z[-1]])
-        self._zone_centers_padded = padded_zone_centers(
-            self._zone_centers, last_direction, spacing_m, self.env_config.n_zone_centers_in_inputs
-        )
+        self._zone_line = _zone_line(track)
+        self._zone_arguments = kernel_arguments(self._zone_line)
+        self._zone_stride = zone_stride(self.env_config)
         if render_images:
             self._texture = _track_texture(track)
             self._rays = camera_rays(image_size_px, camera if camera is not None else CameraParams())
@@ -137,7 +150,9 @@ class VecRaceEnv:
         self._parked = np.zeros(b, dtype=bool)  # out of the race until reset (see park)
         self._race_time_ms = np.zeros(b, dtype=np.int64)
         self._zones_passed = np.zeros(b, dtype=np.int64)
-        self._furthest_point = np.zeros(b, dtype=np.int64)  # furthest 0.5 m progress point reached
+        self._zone_index = np.zeros(b, dtype=np.int64)  # Linesight's current virtual checkpoint
+        self._furthest_zone_index = np.zeros(b, dtype=np.int64)
+        self._zone_distance_m = np.zeros(b)  # distance along the zone line
         self._last_progress_tick = np.zeros(b, dtype=np.int64)
         self._potential = np.zeros(b)
         self._previous_actions = np.full((b, self.env_config.n_prev_actions_in_inputs), -1, dtype=np.int64)
@@ -184,11 +199,11 @@ class VecRaceEnv:
             array[rows] = 0
         self._segment[rows] = segment
         self._zones_passed[rows] = np.floor(progress_m / self.env_config.zone_spacing_m + 1e-9).astype(np.int64)
-        self._furthest_point[rows] = np.floor(progress_m / PROGRESS_POINT_SPACING_M + 1e-9).astype(np.int64)
         for array in (self._finished, self._terminated, self._truncated, self._parked):
             array[rows] = False
         self._flags[rows] = False
         self._previous_actions[rows] = -1
+        self._start_zones(rows)
         self._potential[rows] = self._shaping_potential(rows)
         self._observe(rows)
         return self._images.copy(), self._floats.copy()
@@ -205,6 +220,7 @@ class VecRaceEnv:
         active = ~(self._terminated | self._truncated | self._parked)
         rows = np.flatnonzero(active)
         progress_before_m = self._state[:, STATE_PROGRESS].copy()
+        tick_before = self._tick.copy()
         g = self._geometry
         simulate_ticks(
             self._state, self._segment, self._tick, self._finished, self._flags, active,
@@ -214,7 +230,8 @@ class VecRaceEnv:
             g.cos_slope, g.wall_offset_m,
         )  # fmt: skip
         self._update_zones_and_cutoffs(rows)
-        rewards = self._rewards(rows, progress_before_m)  # Φ(s') uses the zone reached in s
+        # Φ(s') uses the zone reached in s'; the finishing step lasts until the finish tick
+        rewards = self._rewards(rows, progress_before_m, (self._tick - tick_before) * TICK_MS)
         self._previous_actions[rows, 1:] = self._previous_actions[rows, :-1]
         if self._previous_actions.shape[1]:
             self._previous_actions[rows, 0] = actions[rows]
@@ -269,8 +286,8 @@ class VecRaceEnv:
             0.0,
         ]  # fmt: skip
         self._zones_passed[car_index] = int(self._state[car_index, STATE_PROGRESS] // self.env_config.zone_spacing_m)
-        self._furthest_point[car_index] = int(self._state[car_index, STATE_PROGRESS] // PROGRESS_POINT_SPACING_M)
         self._last_progress_tick[car_index] = self._tick[car_index]
+        self._start_zones(row)
         self._potential[row] = self._shaping_potential(row)
         self._observe(row)
 
@@ -278,7 +295,8 @@ class VecRaceEnv:
     # A new per-car array must be added here, or a snapshot would not restore it (tests/test_sim_env.py checks).
     SNAPSHOT_ARRAYS = (
         "_state", "_segment", "_tick", "_finished", "_flags", "_terminated", "_truncated", "_race_time_ms",
-        "_zones_passed", "_furthest_point", "_last_progress_tick", "_potential", "_previous_actions", "_parked",
+        "_zones_passed", "_zone_index", "_furthest_zone_index",
+        "_zone_distance_m", "_last_progress_tick", "_potential", "_previous_actions", "_parked",
     )  # fmt: skip
 
     def snapshot_car(self, car_index: int) -> bytes:
@@ -351,12 +369,11 @@ class VecRaceEnv:
         return self._zones_passed.copy()
 
     # ---- internals --------------------------------------------------------------------------------------------
-    def _rewards(self, rows: np.ndarray, progress_before_m: np.ndarray) -> np.ndarray:
+    def _rewards(self, rows: np.ndarray, progress_before_m: np.ndarray, duration_ms: np.ndarray) -> np.ndarray:
         cfg = self.rewards_config
         rewards = np.zeros(self.num_cars, dtype=np.float64)
         advanced_m = self._state[rows, STATE_PROGRESS] - progress_before_m[rows]
-        time_reward = cfg.constant_reward_per_ms * self.action_duration_ms
-        rewards[rows] = time_reward + cfg.reward_per_m_advanced_along_centerline * advanced_m
+        rewards[rows] = step_reward(advanced_m, duration_ms[rows], cfg)
         if cfg.shaped_reward_dist_to_cur_vcp != 0.0:
             new_potential = self._shaping_potential(rows)
             new_potential[self._finished[rows]] = 0.0  # Φ(terminal) = 0
@@ -365,31 +382,47 @@ class VecRaceEnv:
         return rewards.astype(np.float32)
 
     def _shaping_potential(self, rows: np.ndarray) -> np.ndarray:
-        """Φ(s) = coef · clamp(distance from the car to the next zone centre, min, max)."""
+        """Φ(s) = coef · clamp(distance from the car to its current virtual checkpoint, min, max) (Linesight)."""
         cfg = self.rewards_config
         if cfg.shaped_reward_dist_to_cur_vcp == 0.0:
             return np.zeros(rows.size)
-        current_zone = np.minimum(self._zones_passed[rows] + 1, len(self._zone_centers) - 1)
         car_xyz = self._state[rows][:, [STATE_X, STATE_HEIGHT, STATE_Z]]
-        distance_m = np.linalg.norm(self._zone_centers[current_zone] - car_xyz, axis=1)
+        distance_m = np.linalg.norm(self._zone_line.centers_m[self._zone_index[rows]] - car_xyz, axis=1)
         clamped = np.clip(distance_m, cfg.shaped_reward_min_dist_to_cur_vcp, cfg.shaped_reward_max_dist_to_cur_vcp)
         return cfg.shaped_reward_dist_to_cur_vcp * clamped
+
+    def _run_zone_update(self, rows: np.ndarray) -> np.ndarray:
+        """Linesight's zone update for these cars; (B,) bool: where the furthest zone index grew."""
+        improved = np.zeros(self.num_cars, dtype=bool)
+        positions = np.ascontiguousarray(self._state[:, [STATE_X, STATE_HEIGHT, STATE_Z]])
+        update_zone_indices(self._zone_index, self._furthest_zone_index, self._zone_distance_m, rows, positions,
+                            *self._zone_arguments, improved)  # fmt: skip
+        return improved
+
+    def _start_zones(self, rows: np.ndarray) -> None:
+        """Zone index of cars put on the track: from the point nearest their progress, settled by the zone update."""
+        line_points = len(self.track.centerline_m)
+        spacing_m = self.track.length_m / (line_points - 1)
+        nearest = np.rint(self._state[rows, STATE_PROGRESS] / spacing_m).astype(np.int64)
+        self._zone_index[rows] = self._zone_line.start_index + np.clip(nearest, 0, line_points - 1)
+        self._furthest_zone_index[rows] = self._zone_index[rows]
+        self._run_zone_update(rows)
+        self._furthest_zone_index[rows] = self._zone_index[rows]
 
     def _update_zones_and_cutoffs(self, rows: np.ndarray) -> None:
         cfg = self.env_config
         zones = np.floor(self._state[rows, STATE_PROGRESS] / cfg.zone_spacing_m + 1e-9).astype(np.int64)
-        zones[self._finished[rows]] = len(self._zone_centers) - 1
+        zones[self._finished[rows]] = int(np.ceil(self.track.length_m / cfg.zone_spacing_m - 1e-9))
         new_zone = zones > self._zones_passed[rows]
         self._zones_passed[rows[new_zone]] = zones[new_zone]
-        points = np.floor(self._state[rows, STATE_PROGRESS] / PROGRESS_POINT_SPACING_M + 1e-9).astype(np.int64)
-        new_point = points > self._furthest_point[rows]
-        self._furthest_point[rows[new_point]] = points[new_point]
-        self._last_progress_tick[rows[new_point]] = self._tick[rows[new_point]]
+        improved = self._run_zone_update(rows)
+        self._last_progress_tick[improved] = self._tick[improved]
         ticks = self._tick[rows]
         finished = self._finished[rows]
         elapsed_ms = ticks * TICK_MS
-        since_progress_ms = (ticks - self._last_progress_tick[rows]) * TICK_MS
-        no_progress = since_progress_ms >= cfg.cutoff_rollout_if_no_vcp_passed_within_duration_ms
+        no_progress = no_progress_cutoff(
+            elapsed_ms, self._last_progress_tick[rows] * TICK_MS, cfg.cutoff_rollout_if_no_vcp_passed_within_duration_ms
+        )
         too_long = elapsed_ms >= cfg.cutoff_rollout_if_race_not_finished_within_duration_ms
         self._terminated[rows] = finished
         self._truncated[rows] = ~finished & (no_progress | too_long)
@@ -404,8 +437,9 @@ class VecRaceEnv:
         cfg = self.env_config
         write_float_inputs(
             self._floats, rows, self._state, self._segment, self._flags, self._previous_actions, self._action_keys,
-            self._zone_centers_padded, cfg.zone_spacing_m, cfg.n_zone_centers_in_inputs, g.tangent_x, g.tangent_z,
-            g.sin_slope, g.cos_slope, self.track.length_m, cfg.max_distance_to_finish_m,
+            self._zone_index, self._zone_distance_m, self._zone_line.centers_m, self._zone_stride,
+            cfg.n_zone_centers_in_inputs, self._zone_line.finish_distance_m, cfg.max_distance_to_finish_m,
+            g.tangent_x, g.tangent_z, g.sin_slope, g.cos_slope, self._params,
         )  # fmt: skip
         if self.render_images:
             render_images(self._images, rows, self._state, self._rays, self._texture)

@@ -69,6 +69,24 @@ def load_torch(path: Path) -> Any:
         raise CheckpointError(f"{path}: corrupt or unsafe checkpoint ({type(error).__name__}: {error})") from None
 
 
+def load_initial_weights(run: str, save_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(online weights, {run, checkpoint, frames}) of a run for `trackrl train --init-from RUN`.
+
+    RUN is a run name under save_dir or a run folder. Only weights.torch (weights_only) and the frame count of
+    accumulated_stats.json are read; nothing of that run is written."""
+    run_dir = Path(run) if Path(run).is_dir() and (Path(run) / WEIGHTS_FILE).is_file() else Path(save_dir) / run
+    if not (run_dir / WEIGHTS_FILE).is_file():
+        raise CheckpointError(f"--init-from {run}: no {WEIGHTS_FILE} in {run_dir} (not a saved run)")
+    weights = load_torch(run_dir / WEIGHTS_FILE)
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{run_dir / WEIGHTS_FILE}: expected a state dict")
+    stats = load_json(run_dir / ACCUMULATED_STATS_FILE)
+    frames = stats.get("cumul_number_frames_played") if isinstance(stats, dict) else None
+    if isinstance(frames, bool) or not isinstance(frames, int):
+        raise CheckpointError(f"{run_dir / ACCUMULATED_STATS_FILE}: no whole cumul_number_frames_played")
+    return weights, {"run": str(run), "checkpoint": str(run_dir / WEIGHTS_FILE), "frames": frames}
+
+
 def checkpoint_exists(run_dir: Path) -> bool:
     return (Path(run_dir) / ACCUMULATED_STATS_FILE).is_file()
 

@@ -51,6 +51,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         save_dir=Path(args.save_dir),
         logdir=Path(args.logdir),
         resume=args.resume,
+        init_from=args.init_from,
         max_minutes=args.max_minutes,
         max_frames=args.max_frames,
         live=not args.no_live,

@@ -59,6 +59,7 @@ class TrainOptions:
     save_dir: Path
     logdir: Path
     resume: bool = False
+    init_from: str | None = None  # a run (name under save_dir, or folder): start from its weights, fresh counters
     max_minutes: float | None = None
     max_frames: float | None = None
     live: bool = True
@@ -67,6 +68,8 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         check_run_name(self.run_name, "--run-name")
+        if self.resume and self.init_from is not None:
+            raise UserError("--init-from starts a new run from another run's weights; it cannot be used with --resume")
         for option, value in (("--max-minutes", self.max_minutes), ("--max-frames", self.max_frames)):
             if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise UserError(f"{option} must be a positive finite number, got {value!r}")
@@ -243,6 +246,14 @@ class Trainer:
                 self.learner.load_state_dict(learner_state)
             except UserError as error:
                 raise CheckpointError(f"{self.run_dir / 'learner_state.torch'}: {error}") from None
+        if options.init_from is not None:
+            from trackrl.train.checkpoint import load_initial_weights
+
+            weights, source = load_initial_weights(options.init_from, Path(options.save_dir))
+            self.learner.load_initial_weights(weights, source["checkpoint"])
+            self.stats.init_from = source
+            self.start_messages.append(f"weights from {source['checkpoint']} ({source['frames']:,} frames there); "
+                                       "counters, optimiser and replay start fresh")  # fmt: skip
         image_shape = (1, config.nn.image_height_px, config.nn.image_width_px) if config.nn.use_image else None
         self.buffer = ReplayBuffer(
             int(current_schedule_values(config, frames)["memory_size"]), dim, image_shape, config.training.n_steps,

@@ -53,6 +53,7 @@ class AccumulatedStats:
     run_name: str = ""
     last_checkpoint_frames: int = 0
     checkpoint_generation: int = 0  # counted up by every checkpoint; the learner state stores the same number
+    init_from: dict[str, Any] = field(default_factory=dict)  # `--init-from`: {run, checkpoint, frames} of the weights
 
     def to_json_dict(self) -> dict[str, Any]:
         return asdict(self)
