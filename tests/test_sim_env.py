@@ -81,13 +81,13 @@ def test_float_layout_dimension_and_normalisation() -> None:
     np.testing.assert_allclose(float_inputs_mean(half)[zones][6:9], mean[65:68])
     np.testing.assert_allclose(float_inputs_std(half)[zones][6:9], std[65:68])
     # The default ("simulator"): the mini-race std, the means of the entries the simulator holds constant (they read
-    # 0) and the angular velocity, velocity and zone blocks differ; previous actions, sliding, up vector (Linesight's
-    # mean is already (0, 1, 0)) and distance do not.
+    # 0) and the angular velocity, velocity and zone blocks differ; previous actions, sliding, gear and rpm (the
+    # simulator's gearbox), up vector (Linesight's mean is already (0, 1, 0)) and distance do not.
     sim_mean, sim_std = float_inputs_mean(config), float_inputs_std(config)
     same = (sim_mean == mean) & (sim_std == std)
-    assert same[1:25].all() and same[59:62].all() and same[182:].all() and np.all(sim_std > 0)
-    assert not same[25:59].any() and not same[62:182].any()
-    assert (sim_std[0], sim_mean[25], sim_mean[35], sim_mean[37], sim_mean[38]) == (40, 1, 0, 1, 0)
+    assert same[1:25].all() and same[34:36].all() and same[59:62].all() and same[182:].all() and np.all(sim_std > 0)
+    assert not same[25:34].any() and not same[36:59].any() and not same[62:182].any()
+    assert (sim_std[0], sim_mean[25], sim_mean[35], sim_mean[37], sim_mean[38]) == (40, 1, 7000, 1, 0)
     assert (sim_mean[58], sim_std[58], sim_std[62]) == (30, 15, 4.5)  # forward speed; zone 0 lateral spread
 
 
