@@ -151,5 +151,6 @@ def test_smoke_game_trains_on_two_tmi_serve_instances_resumes_and_compares_with_
     _, sim_stats = load_checkpoint(tmp_path / "save" / "sim")
     for run, stats in (("game", after), ("sim", sim_stats)):
         shown = [row["best"] for row in race_rows[run] if row["best"] is not None]
-        assert all(best_s >= stats["alltime_min_ms"]["easy"] / 1000 - 1e-9 for best_s in shown)
+        # TensorBoard stores float32 seconds: 10.57 s reads back as 10.5699997.
+        assert all(best_s >= stats["alltime_min_ms"]["easy"] / 1000 - 1e-6 for best_s in shown), (run, shown)
         assert all(row["count"] <= sum(stats["cumul_races"].values()) for row in race_rows[run])

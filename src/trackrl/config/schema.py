@@ -320,7 +320,9 @@ class GameConfig(Section):
     game_connect_timeout_s: float = Field(300.0, gt=0, description="launch to first connection (ours, not Linesight's)")
     username: str = Field("tmnf_account_username", description="TMNF account, for `set autologin`")
     target_python_link_path: str = Field(
-        "~/Documents/TMInterface/Plugins/Python_Link.as", description="the plugin TMInterface must load"
+        "~/Documents/TMInterface/Plugins/trackrl_link.as",
+        description="the plugin TMInterface must load: trackrl's (`trackrl game install-plugin` puts it here) or "
+        "Linesight's Python_Link.as (wire-compatible)",
     )
     trackmania_base_path: str = "~/Documents/TrackMania"
     linux_launch_game_path: str = Field(
