@@ -162,3 +162,36 @@ def test_side_by_side_roads_load_when_the_given_width_fits_between_them(tmp_path
         load_track(str(path))  # 16 m roads 12 m apart overlap
     (tmp_path / "A01.track.yaml").write_text("road_width_m: 10\n", encoding="utf-8")
     assert load_track(str(path)).road_width_m == 10.0
+
+
+def test_real_checkpoints_of_a_side_file_sync_the_virtual_checkpoints(tmp_path) -> None:
+    """`real_checkpoints: cps.npy` (as `trackrl track checkpoints` writes it): the track carries the positions, and
+    the virtual-checkpoint line of both backends links the VCP nearest each one with Linesight's 12 m radius."""
+    from trackrl.sim.zone_progress import REAL_CHECKPOINT_RADIUS_M, zone_line
+
+    line = arc_line(60.0)
+    checkpoints = line[[200, 400]] + np.array([0.0, 1.0, 0.0])  # two checkpoint blocks on the line, 1 m above it
+    np.save(tmp_path / "A01_cps.npy", checkpoints)
+    track = load_track(str(write_track(tmp_path, line, "real_checkpoints: A01_cps.npy\n")))
+    np.testing.assert_array_equal(track.real_checkpoint_positions_m, checkpoints)
+    synced = zone_line(track.centerline_m, track.real_checkpoint_positions_m)
+    linked = np.flatnonzero(synced.real_checkpoint_radius_m == REAL_CHECKPOINT_RADIUS_M)
+    assert len(linked) == 2
+    np.testing.assert_allclose(synced.real_checkpoint_positions_m[linked], checkpoints)
+    env = VecRaceEnv(track, 1, render_images=False)  # the simulator's zone line is the same synced one
+    env_linked = np.flatnonzero(env._zone_line.real_checkpoint_radius_m == REAL_CHECKPOINT_RADIUS_M)
+    assert env_linked.tolist() == linked.tolist()
+
+
+@pytest.mark.parametrize(("cps", "expected"), [
+    (None, "cannot be read as a .npy"),
+    (np.zeros((3, 2)), "must hold finite (N, 3) positions"),
+    (np.full((2, 3), np.nan), "must hold finite (N, 3) positions"),
+])  # fmt: skip
+def test_bad_real_checkpoints_file_is_named(tmp_path, cps, expected) -> None:
+    if cps is not None:
+        np.save(tmp_path / "cps.npy", cps)
+    path = write_track(tmp_path, arc_line(60.0), "real_checkpoints: cps.npy\n")
+    with pytest.raises(UserError, match="real_checkpoints") as error:
+        load_track(str(path))
+    assert expected in str(error.value) and str(tmp_path / "A01.track.yaml") in str(error.value)

@@ -41,7 +41,7 @@ class GameRaceObserver:
         self.rewards_config = rewards_config
         self._geometry = track_arrays(track)
         cutoff_ms = env_config.cutoff_rollout_if_no_vcp_passed_within_duration_ms
-        self._zones = ZoneProgress(zone_line(track.centerline_m), cutoff_ms)
+        self._zones = ZoneProgress(zone_line(track.centerline_m, track.real_checkpoint_positions_m), cutoff_ms)
         self._segment = 0
         self._actions: list[int] = []
         self._previous_floats: np.ndarray | None = None

@@ -69,7 +69,7 @@ def _track_texture(track: Track) -> TrackTexture:
 @functools.lru_cache(maxsize=8)
 def _zone_line(track: Track) -> ZoneLine:
     """Linesight's virtual-checkpoint line of a track (extrapolated, smoothed), shared by every env on it."""
-    return zone_line(track.centerline_m)
+    return zone_line(track.centerline_m, track.real_checkpoint_positions_m)
 
 
 @dataclass

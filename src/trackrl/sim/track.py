@@ -37,6 +37,8 @@ class Track:
     centerline_m: np.ndarray  # (N, 3) float64, x, y = up, z; uniformly 0.5 m apart
     road_width_m: float
     side_file: str | None = None  # the `.track.yaml` a `.npy` track's road came from (track_file.py)
+    # (K, 3) world metres: the map's real checkpoints, which the virtual checkpoints sync to (zone_progress.py)
+    real_checkpoint_positions_m: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         centerline = np.ascontiguousarray(self.centerline_m, dtype=np.float64)
@@ -123,7 +125,7 @@ def load_track(name_or_path: str, road_width_m: float | None = None) -> Track:
     centre = road_centre_from_line(raw, settings.line_offset_m, width_m, f"side file {settings.source}")
     centerline = prepare_centerline(centre, str(path), width_m)
     side_file = None if settings.source is None else str(settings.source)
-    return Track(settings.name or path.stem, centerline, width_m, side_file)
+    return Track(settings.name or path.stem, centerline, width_m, side_file, settings.real_checkpoint_positions_m)
 
 
 def read_centerline_file(path: Path) -> np.ndarray:

@@ -8,6 +8,9 @@ so walls at ± width / 2 around it would put the apex on the road's edge in the 
     line_offset_m: 0.0        # where the recorded line lies in the road: metres to the right of the road centre
                               # (negative: left), one number for the whole line or a list, one per .npy point
     name: A01                 # optional: the name `track info` shows (default: the file name)
+    real_checkpoints: A01_cps.npy   # optional: the map's real checkpoint positions (N, 3), world metres, as
+                              # `trackrl track checkpoints MAP.Challenge.Gbx -o A01_cps.npy` writes them (a path
+                              # relative to the side file); the virtual checkpoints sync to them (GAME_BRIDGE.md 7.4)
 
 "Right" is the simulator's right (car.py: the right normal (−t_z, t_x) of the direction of travel, steer +1). The
 road centre is the line moved by −line_offset_m along that normal. Every key is optional; a file without a side file
@@ -26,7 +29,7 @@ import yaml
 from trackrl.errors import UserError
 
 SIDE_FILE_SUFFIXES = (".track.yaml", ".track.yml", ".track.json")
-KNOWN_KEYS = ("road_width_m", "line_offset_m", "name")
+KNOWN_KEYS = ("road_width_m", "line_offset_m", "name", "real_checkpoints")
 DEFAULT_ROAD_WIDTH_M = 16.0
 
 
@@ -40,6 +43,7 @@ class TrackFileSettings:
     road_width_m: float | None = None
     line_offset_m: float | list[float] = 0.0
     name: str | None = None
+    real_checkpoint_positions_m: np.ndarray | None = None  # (N, 3) world metres, from the `real_checkpoints` file
 
 
 def side_file_of(npy_path: Path) -> Path | None:
@@ -76,6 +80,7 @@ def read_track_settings(npy_path: Path) -> TrackFileSettings:
         road_width_m=_road_width(data.get("road_width_m"), path),
         line_offset_m=_line_offset(data.get("line_offset_m", 0.0), path),
         name=_name(data.get("name"), path),
+        real_checkpoint_positions_m=_real_checkpoints(data.get("real_checkpoints"), path),
     )
 
 
@@ -106,6 +111,25 @@ def _name(value: object, path: Path) -> str | None:
     if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
         raise TrackFileError(f"track side file {path}: name must be a non-empty string, not {value!r}")
     return str(value).strip()
+
+
+def _real_checkpoints(value: object, path: Path) -> np.ndarray | None:
+    """The (N, 3) checkpoint positions of the `.npy` file the key names (relative to the side file's folder)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise TrackFileError(f"track side file {path}: real_checkpoints must be the path of a .npy of checkpoint "
+                             f"positions, not {_short(value)}")  # fmt: skip
+    file = (path.parent / value).expanduser()
+    try:
+        positions = np.load(file, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise TrackFileError(f"track side file {path}: real_checkpoints {file} cannot be read as a .npy "
+                             f"({str(error).splitlines()[0]})") from error  # fmt: skip
+    if positions.ndim != 2 or positions.shape[1] != 3 or len(positions) == 0 or not np.isfinite(positions).all():
+        raise TrackFileError(f"track side file {path}: real_checkpoints {file} must hold finite (N, 3) positions "
+                             f"(x, y, z in metres), not an array of shape {positions.shape}")  # fmt: skip
+    return np.ascontiguousarray(positions, dtype=np.float64)
 
 
 def _short(value: object) -> str:
