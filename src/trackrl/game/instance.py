@@ -30,10 +30,11 @@ from trackrl.config.schema import TrackRLConfig
 from trackrl.game.blob import SimState, encode_state
 from trackrl.game.client import CheckpointCountChanged, Connected, FrameReady, LapCountChanged, RunStep, TMIClient
 from trackrl.game.launcher import GameSetupError, LaunchedGame, launch_game
-from trackrl.game.observation_adapter import GameObservation, GameRaceObserver, bgra_to_gray
+from trackrl.game.observation_adapter import GameObservation, GameRaceObserver
 from trackrl.game.protocol import GameConnectionError, GameProtocolError, MessageType
 from trackrl.sim.actions import ACTIONS
 from trackrl.sim.car import TICK_MS
+from trackrl.sim.observation import gray_frame_from_bgra
 
 M = MessageType
 log = logging.getLogger("trackrl.game")
@@ -277,7 +278,7 @@ class GameInstance:
         if loop.pending is None:
             return False
         observation, loop.pending = loop.pending, None
-        if self._action_step(game, loop, observation, bgra_to_gray(bgra)):
+        if self._action_step(game, loop, observation, gray_frame_from_bgra(bgra)):
             return True
         game.set_speed(self.game.running_speed)
         return False

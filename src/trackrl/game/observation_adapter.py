@@ -103,9 +103,3 @@ class GameRaceObserver:
         clamped = min(max(observation.distance_to_current_vcp_m, cfg.shaped_reward_min_dist_to_cur_vcp),
                       cfg.shaped_reward_max_dist_to_cur_vcp)  # fmt: skip
         return cfg.shaped_reward_dist_to_cur_vcp * clamped
-
-
-def bgra_to_gray(bgra: np.ndarray) -> np.ndarray:
-    """(H, W, 4) BGRA -> (1, H, W) uint8 with OpenCV's BGRA2GRAY weights: 0.114 B + 0.587 G + 0.299 R."""
-    weighted = 0.114 * bgra[..., 0] + 0.587 * bgra[..., 1] + 0.299 * bgra[..., 2]
-    return np.rint(weighted).astype(np.uint8)[None]
