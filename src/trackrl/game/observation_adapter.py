@@ -20,7 +20,7 @@ from trackrl.game.blob import SimState
 from trackrl.sim.car import project_on_centerline, track_arrays
 from trackrl.sim.observation import game_float_inputs
 from trackrl.sim.track import Track
-from trackrl.sim.zone_progress import ZoneProgress, step_reward, zone_line
+from trackrl.sim.zone_progress import ZoneProgress, shaping_potential, step_reward, zone_line
 
 
 @dataclass
@@ -98,8 +98,5 @@ class GameRaceObserver:
             self._potential = self._shaping_potential(first)
 
     def _shaping_potential(self, observation: GameObservation) -> float:
-        """Φ(s) = coef · clamp(distance from the car to its current virtual checkpoint, min, max) (Linesight)."""
-        cfg = self.rewards_config
-        clamped = min(max(observation.distance_to_current_vcp_m, cfg.shaped_reward_min_dist_to_cur_vcp),
-                      cfg.shaped_reward_max_dist_to_cur_vcp)  # fmt: skip
-        return cfg.shaped_reward_dist_to_cur_vcp * clamped
+        """Φ of this observation (zone_progress.shaping_potential, the simulator's)."""
+        return float(shaping_potential(observation.distance_to_current_vcp_m, self.rewards_config))

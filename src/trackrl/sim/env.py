@@ -50,6 +50,7 @@ from trackrl.sim.zone_progress import (
     ZoneLine,
     kernel_arguments,
     no_progress_cutoff,
+    shaping_potential,
     step_reward,
     update_zone_indices,
     zone_line,
@@ -382,14 +383,12 @@ class VecRaceEnv:
         return rewards.astype(np.float32)
 
     def _shaping_potential(self, rows: np.ndarray) -> np.ndarray:
-        """Φ(s) = coef · clamp(distance from the car to its current virtual checkpoint, min, max) (Linesight)."""
-        cfg = self.rewards_config
-        if cfg.shaped_reward_dist_to_cur_vcp == 0.0:
+        """Φ of these cars (zone_progress.shaping_potential) from their distance to their current virtual checkpoint."""
+        if self.rewards_config.shaped_reward_dist_to_cur_vcp == 0.0:
             return np.zeros(rows.size)
         car_xyz = self._state[rows][:, [STATE_X, STATE_HEIGHT, STATE_Z]]
         distance_m = np.linalg.norm(self._zone_line.centers_m[self._zone_index[rows]] - car_xyz, axis=1)
-        clamped = np.clip(distance_m, cfg.shaped_reward_min_dist_to_cur_vcp, cfg.shaped_reward_max_dist_to_cur_vcp)
-        return cfg.shaped_reward_dist_to_cur_vcp * clamped
+        return shaping_potential(distance_m, self.rewards_config)
 
     def _run_zone_update(self, rows: np.ndarray) -> np.ndarray:
         """Linesight's zone update for these cars; (B,) bool: where the furthest zone index grew."""

@@ -235,6 +235,17 @@ def step_reward(advanced_m: float | np.ndarray, duration_ms: float | np.ndarray,
     )
 
 
+def shaping_potential(distance_to_current_vcp_m: float | np.ndarray, rewards: RewardsConfig) -> np.ndarray:
+    """Linesight's shaping potential Φ(s) = coef · clamp(distance from the car to its current VCP, min, max).
+
+    The reward adds Φ(s') − Φ(s) (Ng et al. 1999 potential-based shaping), with Φ(terminal) = 0 set by the caller.
+    """
+    distance_m = np.asarray(distance_to_current_vcp_m, dtype=np.float64)
+    low_m, high_m = rewards.shaped_reward_min_dist_to_cur_vcp, rewards.shaped_reward_max_dist_to_cur_vcp
+    clamped_m = np.clip(distance_m, low_m, high_m)
+    return rewards.shaped_reward_dist_to_cur_vcp * clamped_m
+
+
 class ZoneProgress:
     """One car's progress along a ZoneLine (the game backend): the same kernel as the simulator, batch 1.
 
