@@ -293,11 +293,12 @@ def simulate_ticks(
         gear, shift_ticks_left = int(state[b, S_GEAR]), state[b, S_SHIFT_TICKS_LEFT]
         j = segment[b]
         sliding, wall = False, False
+        fx, fz = np.cos(heading), np.sin(heading)  # the car's forward axis; carried from tick to tick (one cos/sin)
         for _ in range(n_ticks):
             tick[b] += 1
             speed = np.hypot(vx, vz)
             # Steering: heading turns at v_long · κ, κ shrinking with speed.
-            v_long = vx * np.cos(heading) + vz * np.sin(heading)
+            v_long = vx * fx + vz * fz
             yaw_rate = steer[b] * v_long * max_steer_curvature_per_m(speed, params)
             heading += yaw_rate * TICK_S
             fx, fz = np.cos(heading), np.sin(heading)
