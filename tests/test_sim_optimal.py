@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from trackrl.sim.achieved import target_speed_mps
 from trackrl.sim.car import DEFAULT_CAR
 from trackrl.sim.drivers import braking_driver_actions, follow_centerline_actions
 from trackrl.sim.env import VecRaceEnv
@@ -93,14 +94,28 @@ def test_optimal_is_at_most_achieved_which_is_at_most_scripted_drivers(track_and
 
 # Geared car (shift losses inside optimal_ms): the 50 ms bang-bang steering slides at speed (full lock asks more
 # than the tyres give), which costs drive the model's continuous curvature keeps; a progress reward in the
-# controller's cost (weights 0.5 and 2 per m) made it slower; a target speed 3 % below v* helps (achieved.py).
-MEASURED_GAPS = "achieved is 3.8 % (a01), 4.1 % (easy), 6.5 % (hills), 6.4 % (technical) above optimal today"
+# controller's cost (weights 0.5 and 2 per m) made it slower; a target speed 2-3 % below v* where the optimum
+# slows down helps (achieved.py). On easy (no braking, full throttle throughout) the whole gap is drive lost while
+# the steering pulses slide, so it is the steering model's, not only the controller's.
+MEASURED_GAPS = "achieved is 2.7 % (a01), 4.1 % (easy), 5.4 % (hills), 6.4 % (technical) above optimal today"
 
 
-@pytest.mark.xfail(reason=MEASURED_GAPS, strict=False)
-def test_achieved_within_3_percent_of_optimal(track_and_reference: tuple) -> None:
-    _, reference = track_and_reference
+GAP_NOT_MET = pytest.mark.xfail(reason=MEASURED_GAPS, strict=True)
+
+
+@pytest.mark.parametrize("name", ["a01", pytest.param("easy", marks=GAP_NOT_MET),
+                                  pytest.param("hills", marks=[GAP_NOT_MET, pytest.mark.slow]),
+                                  pytest.param("technical", marks=[GAP_NOT_MET, pytest.mark.slow])])  # fmt: skip
+def test_achieved_within_3_percent_of_optimal(name: str) -> None:
+    reference = lap_reference(load_track(name))
     assert reference.gap is not None and reference.gap < GAP_GOAL
+
+
+def test_target_speed_scales_everywhere_or_only_where_the_optimum_slows() -> None:
+    # v* = 0, 10, 20, 15, 15, 25 at s = 0..5 m: the central difference dv*/ds is < 0 only at s = 3 (−2.5 /m).
+    s_m, speed = np.arange(6.0), np.array([0.0, 10.0, 20.0, 15.0, 15.0, 25.0])
+    np.testing.assert_allclose(target_speed_mps(s_m, speed, 0.9, "everywhere"), 0.9 * speed)
+    np.testing.assert_allclose(target_speed_mps(s_m, speed, 0.9, "slowing"), [0.0, 10.0, 20.0, 13.5, 15.0, 25.0])
 
 
 def test_achieved_actions_reproduce_the_race_time_exactly(track_and_reference: tuple) -> None:
