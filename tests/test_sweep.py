@@ -18,9 +18,10 @@ import yaml
 from trackrl.cli import main
 from trackrl.sweep import trial as trial_module
 from trackrl.sweep.grid import SweepError, build_grid, cell_name, override_label, parse_set
-from trackrl.sweep.runner import apply_result
-from trackrl.sweep.state import Trial
+from trackrl.sweep.runner import apply_result, follow_running, started_file
+from trackrl.sweep.state import Sweep, Trial
 from trackrl.sweep.trial import TrialLaunch
+from trackrl.train.summary import best_line, parse_summary, stopped_line
 
 MAX_FRAMES = 6000
 EARLY_FRAMES = MAX_FRAMES // 3  # frozen this early, a trial cannot have reached MAX_FRAMES already
@@ -85,10 +86,33 @@ def test_a_trial_stopped_during_start_up_is_signalled_only_once_it_has_a_checkpo
     checkpoint.parent.mkdir()
     monkeypatch.setattr(trial_module, "train_command",
                         lambda launch: [sys.executable, "-c", FAKE_TRAIN, str(stop), str(checkpoint)])  # fmt: skip
+    started = tmp_path / "started" / "run"
     launch = TrialLaunch("run", "c.yaml", str(tmp_path), str(tmp_path / "tb"), False, 100, None, 1, str(stop),
-                         str(tmp_path / "run.log"), str(checkpoint))  # fmt: skip
+                         str(tmp_path / "run.log"), str(checkpoint), str(started))  # fmt: skip
     result = trial_module.run_trial(launch)
     assert (result["returncode"], result["stopped_by_sweep"], result["stop_reason"]) == (0, True, "SIGTERM")
+    assert "$ " in (tmp_path / "run.log").read_text() and not started.exists()  # the marker lives while it runs
+
+
+def test_trials_are_queued_until_their_process_starts(tmp_path):
+    sweep = Sweep("t", str(tmp_path), str(tmp_path / "tb"), [], {}, None, 1.0, None)
+    first, second = (Trial(f"a-s{seed}", SMOKE, {}, seed, "c.yaml", 2, "queued") for seed in (0, 1))
+    assert follow_running(sweep, [first, second]) == [] and (first.state, second.state) == ("queued", "queued")
+    started_file(sweep, first).parent.mkdir(parents=True)
+    started_file(sweep, first).touch()  # what run_trial does when Ray starts the task
+    assert follow_running(sweep, [first, second]) == [first] and (first.state, second.state) == ("running", "queued")
+    started_file(sweep, first).unlink()  # its task ended; until ray.wait reports it, it stays running
+    assert follow_running(sweep, [first, second]) == [] and first.state == "running"
+
+
+def test_the_sweep_reads_the_best_ratio_from_the_lines_train_prints(tmp_path):
+    # The lines come from train/summary.py, the functions `trackrl train` prints with (a wording change once left
+    # the sweep's "best / reference" column blank for every trial).
+    log = "\n".join(["[a01-s0] 20.0 min | frames 4,395,572", stopped_line("max_minutes", 4_395_572, 274_599, 9570,
+                     tmp_path), best_line("a01", 24_340, 1.034), best_line("easy", 8_400, 0.987)])  # fmt: skip
+    assert parse_summary(log) == {"stop_reason": "max_minutes", "frames": 4_395_572, "best_ratio": 0.987}
+    assert parse_summary("Traceback (most recent call last):") == {"stop_reason": None, "frames": None,
+                                                                     "best_ratio": None}  # fmt: skip
 
 
 def _frames(save: Path, run: str) -> int:

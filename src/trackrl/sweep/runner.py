@@ -19,12 +19,12 @@ from rich.live import Live
 from rich.table import Table
 
 from trackrl.sweep.grid import SweepError
-from trackrl.sweep.state import MAX_ATTEMPTS, STOP_FILE, Sweep, Trial
+from trackrl.sweep.state import MAX_ATTEMPTS, STARTED_DIR, STOP_FILE, Sweep, Trial
 from trackrl.sweep.trial import LIMIT_REASONS, TrialLaunch, run_trial
 from trackrl.train.checkpoint import ACCUMULATED_STATS_FILE, checkpoint_exists
 
 REFRESH_S = 1.0
-UNFINISHED = ("pending", "running", "interrupted")
+UNFINISHED = ("pending", "queued", "running", "interrupted")
 
 
 def trial_table(sweep: Sweep) -> Table:
@@ -68,7 +68,24 @@ def _launch(sweep: Sweep, trial: Trial) -> TrialLaunch:
         stop_file=str((sweep.folder / STOP_FILE).resolve()),
         log_file=str((sweep.folder / "logs" / f"{trial.name}.log").resolve()),
         checkpoint_file=str((run_dir / ACCUMULATED_STATS_FILE).resolve()),
+        started_file=str(started_file(sweep, trial).resolve()),
     )  # fmt: skip
+
+
+def started_file(sweep: Sweep, trial: Trial) -> Path:
+    return sweep.folder / STARTED_DIR / trial.name
+
+
+def follow_running(sweep: Sweep, running: list[Trial]) -> list[Trial]:
+    """Frames and queued → running for the trials Ray holds, from their files; returns those that started."""
+    started = []
+    for trial in running:
+        trial.frames = _read_frames(Path(sweep.save_dir), trial)
+        # never back to queued: a trial whose task just ended (marker gone) waits for ray.wait to report it
+        if trial.state != "running" and started_file(sweep, trial).exists():
+            trial.state = "running"
+            started.append(trial)
+    return started
 
 
 def apply_result(trial: Trial, result: dict[str, Any], stopping: bool) -> bool:
@@ -134,9 +151,10 @@ def run_sweep(sweep: Sweep, address: str | None = None, console: Console | None 
     running: dict[Any, Trial] = {}
 
     def launch(trial: Trial) -> None:
+        started_file(sweep, trial).unlink(missing_ok=True)  # left by a sweep killed mid-way
         task = ray.remote(run_trial).options(num_cpus=trial.cpus, max_retries=0, name=f"trial:{trial.name}")
         running[task.remote(_launch(sweep, trial))] = trial
-        trial.state = "running"
+        trial.state = "queued"
         sweep.save()
 
     live = Live(trial_table(sweep), console=console, refresh_per_second=2) if console.is_terminal else None
@@ -158,8 +176,11 @@ def run_sweep(sweep: Sweep, address: str | None = None, console: Console | None 
                     elif live is None:
                         console.print(_state_line(trial), highlight=False)
                     sweep.save()
-                for trial in running.values():
-                    trial.frames = _read_frames(Path(sweep.save_dir), trial)
+                if started := follow_running(sweep, list(running.values())):
+                    sweep.save()
+                    if live is None:
+                        for trial in started:
+                            console.print(_state_line(trial), highlight=False)
                 if live is not None:
                     live.update(trial_table(sweep))
     finally:

@@ -10,9 +10,11 @@ from typing import Any, Literal
 from trackrl.atomic import atomic_write_json
 from trackrl.sweep.grid import SweepError
 
-TrialState = Literal["pending", "running", "interrupted", "finished", "failed"]
+# queued: handed to Ray, waiting for CPUs; running: its `trackrl train` process has started (its STARTED_DIR marker)
+TrialState = Literal["pending", "queued", "running", "interrupted", "finished", "failed"]
 SWEEP_FILE = "sweep.json"
 STOP_FILE = "STOP"  # trials poll for it (shared storage): its presence stops them with a checkpoint
+STARTED_DIR = "started"  # a trial's task writes started/<name> when its process starts, removes it when it ends
 MAX_ATTEMPTS = 2  # a crashed trial is retried once from its checkpoint, then marked failed
 
 
@@ -29,7 +31,7 @@ class Trial:
     sessions: int = 0  # `trackrl train` processes started
     minutes_trained: float = 0.0  # wall minutes over its sessions (--max-minutes counts the total)
     frames: int = 0
-    best_ratio: float | None = None  # best race time / reference lap, over its maps
+    best_ratio: float | None = None  # best race time / achieved (simulator) time, over its maps
     error: str | None = None
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -19,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trackrl.train.summary import parse_summary
+
 POLL_S = 0.5
 STOP_GRACE_S = 300.0  # a final checkpoint of a big replay-free state takes seconds; never kill it early
 # A fresh trial is told to stop only once its first checkpoint exists (written at the start of training): a SIGTERM
 # during its start-up would kill it before it handles signals, leaving a run folder that --resume cannot continue.
 FIRST_CHECKPOINT_WAIT_S = 180.0
-_STOPPED = re.compile(r"^stopped \((?P<reason>[^)]*)\) at (?P<frames>[\d,]+) frames")
-_RATIO = re.compile(r"^best (?P<map>\S+): [\d.]+ s = (?P<ratio>[\d.]+) x reference lap")
 LIMIT_REASONS = ("max_frames", "max_minutes")
 
 
@@ -42,6 +41,7 @@ class TrialLaunch:
     stop_file: str
     log_file: str
     checkpoint_file: str  # its presence: the run has a complete checkpoint to resume from
+    started_file: str  # written while the trial's process runs (the sweep shows "queued" until then)
 
 
 def train_command(launch: TrialLaunch) -> list[str]:
@@ -69,20 +69,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
 
 
-def parse_summary(log_text: str) -> dict[str, Any]:
-    """The stop reason, frames and best ratio from `trackrl train`'s last lines."""
-    result: dict[str, Any] = {"stop_reason": None, "frames": None, "best_ratio": None}
-    ratios = []
-    for line in log_text.splitlines():
-        if match := _STOPPED.match(line):
-            result["stop_reason"], result["frames"] = match["reason"], int(match["frames"].replace(",", ""))
-        elif match := _RATIO.match(line):
-            ratios.append(float(match["ratio"]))
-    if ratios:
-        result["best_ratio"] = min(ratios)
-    return result
-
-
 def _last_error(log_text: str) -> str:
     lines = [line for line in log_text.splitlines() if line.strip()]
     errors = [line for line in lines if "error" in line.lower()]
@@ -94,6 +80,16 @@ def run_trial(launch: TrialLaunch) -> dict[str, Any]:
     if os.path.exists(launch.stop_file):  # queued while the sweep was stopping: do not start at all
         return {"name": launch.name, "returncode": 0, "stopped_by_sweep": True, "started": False, "minutes": 0.0}
     Path(launch.log_file).parent.mkdir(parents=True, exist_ok=True)
+    started = Path(launch.started_file)
+    started.parent.mkdir(parents=True, exist_ok=True)
+    started.touch()
+    try:
+        return _train_until_done(launch)
+    finally:
+        started.unlink(missing_ok=True)
+
+
+def _train_until_done(launch: TrialLaunch) -> dict[str, Any]:
     start = time.monotonic()
     stopped_by_sweep = False
     with open(launch.log_file, "a", encoding="utf-8") as log:

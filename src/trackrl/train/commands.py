@@ -12,6 +12,7 @@ from trackrl.config.schema import TrackRLConfig
 from trackrl.errors import UserError
 from trackrl.train.checkpoint import CONFIG_SNAPSHOT_FILE, CheckpointError
 from trackrl.train.run import TrainOptions, config_differences, race_time_ratio, train
+from trackrl.train.summary import best_line, stopped_line
 
 if TYPE_CHECKING:
     from trackrl.sim.rollout import SimulatedRace
@@ -58,13 +59,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     config = resolve_config(args.config, Path(args.save_dir) / run_name_hint, args.resume)
     summary = train(config, options)
-    print(
-        f"stopped ({summary.stop_reason}) at {summary.frames:,} frames, {summary.batches_done:,} batches, "
-        f"{summary.races:,} races; save-state in {summary.run_dir}"
-    )
+    print(stopped_line(summary.stop_reason, summary.frames, summary.batches_done, summary.races, summary.run_dir))
     for name, ratio in race_time_ratio(summary.best_ms, summary.reference_ms).items():
-        finding = " (faster than the optimal line driven in the simulator: a finding)" if ratio < 1 else ""
-        print(f"best {name}: {summary.best_ms[name] / 1000:.3f} s = {ratio:.3f} x achieved time{finding}")
+        print(best_line(name, summary.best_ms[name], ratio))
     return 0
 
 
