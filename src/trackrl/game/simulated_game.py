@@ -99,6 +99,7 @@ class SimulatedGame:
         self._writer = BlobWriter(self._template_state())
         self._envs: dict[int, VecRaceEnv] = {1: self._new_env(1)}
         self._env = self._envs[1]
+        self._car_params = self._env.car_params.as_array()  # the same car in every env
         self._texture: TrackTexture | None = None
         self._rays: dict[tuple[int, int], CameraRays] = {}
         self._gray: dict[tuple[int, int], np.ndarray] = {}
@@ -301,7 +302,7 @@ class SimulatedGame:
         state = self._env.car_state(0)
         speed_mps = math.hypot(state[S_VX], state[S_VZ])
         gear = gear_of_state(state)
-        return gear, float(engine_rpm(speed_mps, gear, self._env.car_params.as_array()))
+        return gear, float(engine_rpm(speed_mps, gear, self._car_params))
 
     def state_blob(self) -> bytes:
         """C_GET_SIMULATION_STATE: the documented fields plus the exact simulator state in dyna.rest."""

@@ -21,7 +21,7 @@ model's optimum, not a bound on the simulator.
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import numba
@@ -83,7 +83,11 @@ class CarParams:
             )
 
     def as_array(self) -> np.ndarray:
-        return np.array(astuple(self), dtype=np.float64)
+        """The constants as one float64 array in field order (the numba kernels' `params`; P_* index it).
+
+        Read field by field: dataclasses.astuple deep-copies every value, ~100 µs a call, and tmi-serve's blob
+        asks for the parameters once per action."""
+        return np.array([getattr(self, field.name) for field in fields(self)], dtype=np.float64)
 
     def gear_top_speeds_mps(self) -> np.ndarray:
         """(5,) the forward speed at which each gear shifts up (5th: its rev limit)."""
