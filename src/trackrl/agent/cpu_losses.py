@@ -134,17 +134,9 @@ def _munchausen_pass(
             out[b, j] = returns[b] + bonus + discounts[b] * soft_value
 
 
-def munchausen_target(
-    returns: Tensor,
-    discounts: Tensor,
-    actions: Tensor,
-    current_target_quantiles: Tensor,
-    next_target_quantiles: Tensor,
-    entropy_tau: float,
-    alpha: float,
-    clip_low: float,
-) -> Tensor:
-    """losses.munchausen_target (Vieillard et al. 2020, eq. 5) in one numba pass → (B, N')."""
+def munchausen_target(returns: Tensor, discounts: Tensor, actions: Tensor, current_target_quantiles: Tensor,
+                      next_target_quantiles: Tensor, entropy_tau: float, alpha: float, clip_low: float) -> Tensor:
+    """losses.munchausen_target (Vieillard et al. 2020, eq. 5), the same arguments, in one numba pass → (B, N')."""
     out = next_target_quantiles.new_empty(next_target_quantiles.shape[:2])
     _munchausen_pass(returns.numpy(), discounts.numpy(), actions.numpy(), current_target_quantiles.numpy(),
                      next_target_quantiles.numpy(), float(entropy_tau), float(alpha), float(clip_low),
