@@ -186,7 +186,8 @@ def test_real_checkpoints_of_a_side_file_sync_the_virtual_checkpoints(tmp_path) 
 @pytest.mark.parametrize(("cps", "expected"), [
     (None, "cannot be read as a .npy"),
     (np.zeros((3, 2)), "must hold finite (N, 3) positions"),
-    (np.full((2, 3), np.nan), "must hold finite (N, 3) positions"),
+    (np.full((2, 3), np.nan), "not non-finite values"),
+    (np.array([["a", "b", "c"]]), "not an array of <U1 and shape (1, 3)"),
 ])  # fmt: skip
 def test_bad_real_checkpoints_file_is_named(tmp_path, cps, expected) -> None:
     if cps is not None:

@@ -126,9 +126,12 @@ def _real_checkpoints(value: object, path: Path) -> np.ndarray | None:
     except (OSError, ValueError) as error:
         raise TrackFileError(f"track side file {path}: real_checkpoints {file} cannot be read as a .npy "
                              f"({str(error).splitlines()[0]})") from error  # fmt: skip
-    if positions.ndim != 2 or positions.shape[1] != 3 or len(positions) == 0 or not np.isfinite(positions).all():
+    well_shaped = positions.dtype.kind in "iuf" and positions.ndim == 2 and positions.shape[1:] == (3,) \
+        and len(positions) > 0  # fmt: skip
+    if not well_shaped or not np.isfinite(positions).all():
+        what = "non-finite values" if well_shaped else f"an array of {positions.dtype} and shape {positions.shape}"
         raise TrackFileError(f"track side file {path}: real_checkpoints {file} must hold finite (N, 3) positions "
-                             f"(x, y, z in metres), not an array of shape {positions.shape}")  # fmt: skip
+                             f"(x, y, z in metres), not {what}")  # fmt: skip
     return np.ascontiguousarray(positions, dtype=np.float64)
 
 
