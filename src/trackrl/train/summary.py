@@ -16,9 +16,8 @@ FINDING = " (faster than the optimal line driven in the simulator: a finding)"
 
 
 def stopped_line(stop_reason: str, frames: int, batches: int, races: int, run_dir: Path) -> str:
-    return f"stopped ({stop_reason}) at {frames:,} frames, {batches:,} batches, {races:,} races; save-state in " + str(
-        run_dir
-    )
+    counts = f"{frames:,} frames, {batches:,} batches, {races:,} races"
+    return f"stopped ({stop_reason}) at {counts}; save-state in {run_dir}"
 
 
 def best_line(map_name: str, best_ms: int, ratio: float) -> str:
