@@ -8,6 +8,11 @@ trips). The baseline is the same simulator stepped directly for one car with the
 160x120 render, in the same run; the protocol's cost per action (client + server + loopback, beyond the
 simulator's own step and render) is the difference. Client and server are pinned to the same single core
 (checked with os.sched_getaffinity on both processes).
+
+With a second core, the client is also measured alone: a stand-in game on the other core streams what the game
+sends per action (run step, a real state blob, a 160x120 frame) without ever waiting for the client, and the
+client's CPU time per action is counted. Against the real game only this side is trackrl's (the game end is
+TMInterface's), so it is the protocol's cost there, beside the loopback transfer itself.
 Run: .venv/bin/python benchmarks/tmi_loopback.py [--track a01] [--seconds 3] [--rounds 3] [--core N]
 """
 
@@ -19,6 +24,7 @@ for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "
     os.environ[variable] = "1"
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -161,13 +167,69 @@ def measure_direct(track_name: str, actions: list[int], seconds: float) -> tuple
     return 1e6 / rate, (cpu_seconds() - before) / (rate * seconds) * 1e6
 
 
+def stand_in_game(port: int, core: int, track_name: str) -> None:
+    """The game's side of the per-action sequence, never waiting: on-connect, then run step + state blob + frame."""
+    from trackrl.game.protocol import INT32, set_buffer_sizes
+    from trackrl.game.simulated_game import SimulatedGame
+
+    os.sched_setaffinity(0, {core})
+    game = SimulatedGame(load_track(track_name))
+    blob = game.state_blob()
+    pixels = np.zeros((FRAME_H, FRAME_W), np.uint32)
+    game.render_bgra(FRAME_W, FRAME_H, pixels)
+    listener = socket.socket()
+    set_buffer_sizes(listener)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(1)
+    sock, _ = listener.accept()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(INT32.pack(5))  # SC_ON_CONNECT_SYNC
+    replies = INT32.pack(len(blob)) + blob + INT32.pack(4) + pixels.tobytes()  # state blob, SC_REQUESTED_FRAME_SYNC
+    drain = bytearray(1 << 16)
+    sock.setblocking(False)
+    race_time_ms = 0
+    with contextlib.suppress(OSError):
+        while True:
+            sock.setblocking(True)
+            sock.sendall(INT32.pack(1) + INT32.pack(race_time_ms) + replies)  # SC_RUN_STEP_SYNC
+            race_time_ms += 50
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                while sock.recv_into(drain):  # the client's commands and echoes: read and dropped
+                    pass
+
+
+def client_alone_us(track_name: str, actions: list[int], seconds: float, client_core: int, game_core: int) -> float:
+    """CPU us per action of the client alone (pipelined), the stand-in game on another core."""
+    port = free_port()
+    game_process = subprocess.Popen([sys.executable, __file__, "--stand-in-game", str(port), "--core", str(game_core),
+                                     "--track", track_name])  # fmt: skip
+    try:
+        game = TMIClient.connect(port, timeout_s=30, connect_timeout_s=60)
+        loop = LinesightLoop(game, actions)
+        loop.pipelined = True
+        loop.actions_per_second(0.5)  # warm-up
+        before, start_k = cpu_seconds(), loop.k
+        loop.actions_per_second(seconds)
+        cost_us = (cpu_seconds() - before) / (loop.k - start_k) * 1e6
+        game.close()
+    finally:
+        game_process.kill()
+        game_process.wait(timeout=10)
+    return cost_us
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--track", default="a01")
     parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the three alternating measurements")
     parser.add_argument("--core", type=int, default=None, help="the core for both processes (default: the first)")
+    parser.add_argument("--stand-in-game", type=int, metavar="PORT", help=argparse.SUPPRESS)  # subprocess mode
     args = parser.parse_args()
+    if args.stand_in_game is not None:
+        stand_in_game(args.stand_in_game, args.core, args.track)
+        return
     core = pin_to_one_core(args.core)
     actions = scripted_race(args.track)
     port = free_port()
@@ -191,6 +253,9 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+    other_cores = sorted(set(range(os.cpu_count() or 1)) - {core})
+    client_alone = [client_alone_us(args.track, actions, args.seconds, core, other_cores[0])
+                    for _ in range(args.rounds)] if other_cores else []  # fmt: skip
     print(f"client and server pinned to core {core} (checked), track {args.track}, {FRAME_W}x{FRAME_H} frames, "
           f"{args.rounds} rounds x {args.seconds:g} s each; per action: median (best) of the rounds")  # fmt: skip
     labels = {
@@ -208,6 +273,11 @@ def main() -> None:
         cost_wall, cost_cpu = wall - direct_wall, cpu - direct_cpu  # each round against its own baseline
         print(f"protocol cost per action, {name:9s}: {np.median(cost_wall):5.0f} us wall ({cost_wall.min():4.0f}), "
               f"{np.median(cost_cpu):5.0f} us CPU ({cost_cpu.min():4.0f})  (target <= 100 us)")  # fmt: skip
+    if client_alone:
+        print(f"client alone, the stand-in game on core {other_cores[0]}: {np.median(client_alone):5.0f} us CPU per "
+              f"action ({min(client_alone):4.0f}), pipelined: trackrl's side against the real game")  # fmt: skip
+    else:
+        print("client alone: skipped (needs a second core for the stand-in game)")
     print(
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: wall numbers on a busy machine count the "
         "waits for the scheduler at every round trip; CPU numbers count less of it"

@@ -49,8 +49,9 @@ class NoisyLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.noise_enabled:
             return F.linear(x, self.weight_mu, self.bias_mu)
-        weight = self.weight_mu + self.weight_sigma * torch.outer(self.epsilon_out, self.epsilon_in)
-        bias = self.bias_mu + self.bias_sigma * self.epsilon_out
+        # μ + σ ⊙ ε in one addcmul each (two operations fewer per layer than mul + add, forward and backward).
+        weight = torch.addcmul(self.weight_mu, self.weight_sigma, torch.outer(self.epsilon_out, self.epsilon_in))
+        bias = torch.addcmul(self.bias_mu, self.bias_sigma, self.epsilon_out)
         return F.linear(x, weight, bias)
 
     def extra_repr(self) -> str:

@@ -21,7 +21,7 @@ from trackrl.atomic import atomic_write_json
 from trackrl.sim.car import DEFAULT_CAR, CarParams
 from trackrl.sim.track import Track
 
-SOLVER_VERSION = 5  # bump when optimal.py or achieved.py change what they compute
+SOLVER_VERSION = 6  # bump when optimal.py or achieved.py change what they compute
 CACHE_DIR_ENV = "TRACKRL_CACHE_DIR"
 
 
