@@ -398,11 +398,17 @@ def test_finish_prevent_and_race_finished(served: ServerThread) -> None:
         server.close()
 
 
+def default_ctrl_c() -> None:
+    """Ctrl-C as in a terminal: a test suite started from a script's background job (`make test &`) inherits
+    SIGINT ignored, as POSIX shells set it for background jobs, and a server started from it would ignore Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_tmi_serve_cli_serves_two_instances_and_stops_cleanly_on_ctrl_c() -> None:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "trackrl.cli", "tmi-serve", "--track", "easy", "--port", str(port), "--instances", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, preexec_fn=default_ctrl_c,
     )  # fmt: skip
     try:
         games = [TMIClient.connect(p, timeout_s=20, connect_timeout_s=60) for p in (port, port + 1)]
