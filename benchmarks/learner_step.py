@@ -19,7 +19,8 @@ Configs: "baseline" = the config defaults (classic 4-conv image head, max target
 --batch-size; "a01" and "a01_btr" = configs/a01.yaml and configs/a01_btr.yaml (float-only, their own batch of 64).
 --before-src DIR runs the same measurements first on the trackrl package under DIR (e.g. a `git worktree` of an
 older commit) in a subprocess, so that before and after are measured in one run. Numbers on a shared machine are
-noisy: each time is the median of --repeats rounds, the rounds interleave the step and its passes (each timing spans
+noisy: each time is the median of --repeats rounds, each round times every config's step and passes in turn, so
+that a drift of the machine's speed reaches all configs alike (each timing spans
 >= ~25 ms: several calls at batch 64), and with one CPU thread the clock is the process's CPU time
 (time.process_time), not the wall clock. Before and after run one after the other: on a loaded machine compare the
 ratios (each measured against its own passes) rather than the milliseconds.
@@ -96,7 +97,8 @@ def timed_ms(function: Callable[[], object], device: str, clock: Callable[[], fl
     return (clock() - start) * 1000
 
 
-def benchmark(name: str, batch_size: int, repeats: int, device: str, clock: Callable[[], float]) -> dict[str, float]:
+def prepare(name: str, batch_size: int, device: str, clock: Callable[[], float]) -> tuple[dict, int, int]:
+    """One config's timed functions (the step and its passes), calls per timing, and its batch size."""
     from trackrl.sim.observation import float_input_dim
 
     config = make_config(name, batch_size)
@@ -139,24 +141,30 @@ def benchmark(name: str, batch_size: int, repeats: int, device: str, clock: Call
     # granularity and one-off interruptions weigh little; every pass is called as often.
     step_s = min(timed_ms(learner_step, device, clock) for _ in range(3)) / 1000
     calls_per_round = max(1, min(50, round(0.025 / max(step_s, 1e-6))))
-    samples: dict[str, list[float]] = {key: [] for key in passes}
-    for _ in range(repeats):
-        for key, function in passes.items():
-            samples[key].append(timed_ms(lambda f=function: [f() for _ in range(calls_per_round)], device, clock))
-    result = {key: statistics.median(values) / calls_per_round for key, values in samples.items()}
-    result["batch"] = batch_size
-    return result
+    return passes, calls_per_round, batch_size
 
 
 def measure_table(configs: list[str], batch_size: int, repeats: int, device: str, threads: str) -> list[dict]:
+    """Every config's step and passes, the configs interleaved round by round.
+
+    A shared VM's speed drifts by tens of percent within minutes; timing one config after the other would put that
+    drift into the float pair's share. Interleaved, each round times every config at about the same moment.
+    """
     torch.set_num_threads(torch.get_num_threads() if threads == "default" else int(threads))
     # One CPU thread: count this process's CPU time, which other jobs on a shared machine disturb far less than
     # the wall clock. Several threads or a GPU: the wall clock.
     clock = time.process_time if device == "cpu" and torch.get_num_threads() == 1 else time.perf_counter
+    prepared = {name: prepare(name, batch_size, device, clock) for name in configs}
+    samples = {name: {key: [] for key in passes} for name, (passes, _, _) in prepared.items()}
+    for _ in range(repeats):
+        for name, (passes, calls, _) in prepared.items():
+            for key, function in passes.items():
+                samples[name][key].append(timed_ms(lambda f=function, n=calls: [f() for _ in range(n)], device, clock)
+                                          / calls)  # fmt: skip
     rows = []
-    for name in configs:
-        row = benchmark(name, batch_size, repeats, device, clock)
-        row["config"] = name
+    for name, (_, _, batch) in prepared.items():
+        row: dict = {key: statistics.median(values) for key, values in samples[name].items()}
+        row["batch"], row["config"] = batch, name
         rows.append(row)
     return rows
 
