@@ -186,16 +186,13 @@ def stand_in_game(port: int, core: int, track_name: str) -> None:
     sock.sendall(INT32.pack(5))  # SC_ON_CONNECT_SYNC
     replies = INT32.pack(len(blob)) + blob + INT32.pack(4) + pixels.tobytes()  # state blob, SC_REQUESTED_FRAME_SYNC
     drain = bytearray(1 << 16)
-    sock.setblocking(False)
     race_time_ms = 0
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError):  # the client closed: done
         while True:
-            sock.setblocking(True)
             sock.sendall(INT32.pack(1) + INT32.pack(race_time_ms) + replies)  # SC_RUN_STEP_SYNC
             race_time_ms += 50
-            sock.setblocking(False)
-            with contextlib.suppress(BlockingIOError):
-                while sock.recv_into(drain):  # the client's commands and echoes: read and dropped
+            with contextlib.suppress(BlockingIOError):  # the client's commands and echoes: read and dropped
+                while sock.recv_into(drain, 0, socket.MSG_DONTWAIT):
                     pass
 
 

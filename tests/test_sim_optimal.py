@@ -131,6 +131,9 @@ def test_fine_controls_are_gas_coast_brake_times_even_steering_levels() -> None:
     np.testing.assert_allclose(np.unique(controls.steer), [-1.0, -0.5, 0.0, 0.5, 1.0])
     assert not (controls.gas & controls.brake).any() and controls.gas.sum() == controls.brake.sum() == 5
     assert controls.steer[controls.reverse(1.0)] == 1.0 and controls.brake[controls.reverse(-1.0)]
+    for steer_levels, decision_ms in ((1, 20), (5, 15), (5, 0)):  # no full lock to reverse with; not whole ticks
+        with pytest.raises(ValueError, match=r"steer_levels|decision_ms"):
+            fine_controls(steer_levels, decision_ms)
 
 
 def test_target_speed_scales_everywhere_or_only_where_the_optimum_slows() -> None:

@@ -2,19 +2,17 @@
 
 A tracking controller picks one of the 12 actions every 50 ms by a two-action search in the simulator itself
 (144 candidate pairs, 81 without gas + brake together; 100 ms ahead, the same numba kernel as VecRaceEnv): it
-keeps the pair whose end state is
-closest to the optimal solution at the car's progress, with the cost
+keeps the pair whose end state is closest to the optimal solution at the car's progress, with the cost
 
     (e_n + τ · v · sin(ψ − ψ*(s)))² + w_v · (ρ · (v − v*(s + Δ)))² + (L · (ψ − ψ*(s)))²,   e_n = n − n*(s),
 
 a predicted lateral error τ seconds ahead, the error against the speed Δ = 2 m + one action ahead (ρ > 1 only
 when too fast) and the heading error. A car stopped for 0.5 s (against a wall) reverses out for 1 s. A small grid
 of (τ, w_v, ρ), target speeds and the two candidate sets is tried and the fastest finish kept. The target speeds
-are σ · v* everywhere, or σ · v* only where the
-optimum slows down (dv*/ds < 0: braking into a turn) and v* where it speeds up, so that a car that lost speed in a
-turn does not lift off on the straight after it as well. The race time is
-then re-simulated from the action list with `rollout.simulate_actions` (what `trackrl replay` does), and that
-number is the achieved time. It is a driver's result, not a bound: an agent may beat it (a finding worth logging).
+are σ · v* everywhere, or σ · v* only where the optimum slows down (dv*/ds < 0: braking into a turn) and v* where
+it speeds up, so that a car that lost speed in a turn does not lift off on the straight after it as well. The race
+time is then re-simulated from the action list with `rollout.simulate_actions` (what `trackrl replay` does), and
+that number is the achieved time. It is a driver's result, not a bound: an agent may beat it (a finding worth logging).
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trackrl.config import EnvironmentConfig
-from trackrl.sim.actions import ACTIONS, N_ACTIONS
+from trackrl.sim.actions import ACTIONS, N_ACTIONS, STEER_INPUT
 from trackrl.sim.car import DEFAULT_CAR, N_STATE, S_GEAR, TICK_MS, CarParams, simulate_ticks, track_arrays
 from trackrl.sim.optimal import OptimalLap, centreline_geometry
 from trackrl.sim.rollout import simulate_actions
@@ -53,7 +51,6 @@ CANDIDATE_ACTIONS = {
 SPEED_LOOK_AHEAD_M = 2.0
 HEADING_ARM_M = 1.0
 STUCK_SPEED_MPS, STUCK_ACTIONS, RECOVERY_ACTIONS = 0.5, 10, 20  # stopped for 0.5 s: reverse out for 1 s
-_STEER = (ACTIONS[:, 3].astype(np.int64) - ACTIONS[:, 2].astype(np.int64)).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -73,16 +70,20 @@ class Controls:
 def interface_controls(action_ids: tuple[int, ...]) -> Controls:
     """Some of the 12 keyboard actions, one per 50 ms: the real interface."""
     ids = np.asarray(action_ids)
-    return Controls(ACTIONS[ids, 0], ACTIONS[ids, 1], _STEER[ids], TICKS_PER_ACTION)
+    return Controls(ACTIONS[ids, 0], ACTIONS[ids, 1], STEER_INPUT[ids], TICKS_PER_ACTION)
 
 
 def fine_controls(steer_levels: int, decision_ms: int) -> Controls:
-    """Gas, coast or brake with `steer_levels` evenly spaced steering values, chosen every `decision_ms`: finer
-    than a keyboard allows, for fine_control_time_ms."""
-    pedals = [(True, False), (False, False), (False, True)]
-    rows = [(gas, brake, steer) for gas, brake in pedals for steer in np.linspace(-1.0, 1.0, steer_levels)]
-    gas, brake, steer = (np.array(column) for column in zip(*rows, strict=True))
-    return Controls(gas.astype(bool), brake.astype(bool), steer.astype(np.float64), decision_ms // TICK_MS)
+    """Gas, coast or brake with `steer_levels` evenly spaced steering values in [−1, 1], chosen every
+    `decision_ms` (a positive multiple of the 10 ms tick): finer than a keyboard allows, for fine_control_time_ms."""
+    if steer_levels < 2:
+        raise ValueError(f"steer_levels must be >= 2 (full left and full right), got {steer_levels}")
+    if decision_ms <= 0 or decision_ms % TICK_MS:
+        raise ValueError(f"decision_ms must be a positive multiple of {TICK_MS} ms, got {decision_ms}")
+    gas = np.repeat([True, False, False], steer_levels)  # gas, coast, brake; each with every steering value
+    brake = np.repeat([False, False, True], steer_levels)
+    steer = np.tile(np.linspace(-1.0, 1.0, steer_levels), 3)
+    return Controls(gas, brake, steer, decision_ms // TICK_MS)
 
 
 @dataclass

@@ -25,6 +25,9 @@ ACTIONS: np.ndarray = np.array(
     dtype=bool,
 )
 ACTIONS.setflags(write=False)
+# The car kernel's steering input per action: right − left, so −1 full left, 0 straight, +1 full right.
+STEER_INPUT: np.ndarray = ACTIONS[:, 3].astype(np.float64) - ACTIONS[:, 2].astype(np.float64)
+STEER_INPUT.setflags(write=False)
 
 ACTION_NAMES: list[str] = [
     "accel",

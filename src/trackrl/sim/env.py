@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trackrl.config import EnvironmentConfig, RewardsConfig
-from trackrl.sim.actions import ACTIONS, N_ACTIONS
+from trackrl.sim.actions import ACTIONS, N_ACTIONS, STEER_INPUT
 from trackrl.sim.camera import CameraParams, TrackTexture, build_track_texture, camera_rays, render_images
 from trackrl.sim.car import (
     DEFAULT_CAR,
@@ -160,7 +160,7 @@ class VecRaceEnv:
         self._images = np.zeros((b, *self.image_shape), dtype=np.uint8)
         self._floats = np.zeros((b, self.float_input_dim), dtype=np.float32)
         self._action_keys = np.ascontiguousarray(ACTIONS)
-        self._steer = (ACTIONS[:, 3].astype(np.int64) - ACTIONS[:, 2].astype(np.int64)).astype(np.float64)
+        self._steer = STEER_INPUT
         self.reset()
 
     # ---- public API -------------------------------------------------------------------------------------------
